@@ -1,0 +1,62 @@
+"""Boot configuration: environment variables turned into typed settings, checked once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the service cannot run with."""
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"PORT must be a whole number, got {raw!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
+    return port
+
+
+def _url(name: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://, got {raw!r}")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, with the defaults of a local run."""
+
+    instance_path: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str | None
+    port: int = 8000
+    klaviyo_api_url: str = "https://a.klaviyo.com"
+    helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, instance_path: Path, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        sqlite_path = instance_path / "helpdesk-klaviyo.sqlite3"
+        helpdesk_urls = {"kustomer": "https://api.kustomerapp.com"}
+        for name, value in env.items():
+            if name.endswith("_API_URL") and name != "KLAVIYO_API_URL" and value:
+                helpdesk_urls[name.removesuffix("_API_URL").lower()] = _url(name, value)
+        return cls(
+            instance_path=instance_path,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{sqlite_path}",
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=env.get("SECRET_KEY") or None,
+            port=_port(env.get("PORT", "8000")),
+            klaviyo_api_url=_url("KLAVIYO_API_URL", env.get("KLAVIYO_API_URL") or "https://a.klaviyo.com"),
+            helpdesk_api_urls=helpdesk_urls,
+        )
+
+    def as_flask_config(self) -> dict[str, object]:
+        """The settings under the upper-case names Flask and its extensions read."""
+        return {key.upper(): value for key, value in asdict(self).items()}

@@ -1,0 +1,53 @@
+"""Shared fixtures: real HTTP servers on 127.0.0.1 for the sandboxes, and the app from its factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from app import create_app
+from app.sandbox import klaviyo as klaviyo_sandbox
+from app.sandbox.serve import ServerThread
+
+SANDBOX_KEY = klaviyo_sandbox.DEFAULT_API_KEY
+REVISION = "2026-07-15"
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def klaviyo_server() -> Iterator[ServerThread]:
+    """One Klaviyo sandbox for the session, reset by `klaviyo` before each test."""
+    sandbox = klaviyo_sandbox.create_app({"KLAVIYO_SANDBOX_JOB_SECONDS": 0.3})
+    with ServerThread(sandbox) as server:
+        yield server
+
+
+@pytest.fixture
+def klaviyo(klaviyo_server: ServerThread) -> ServerThread:
+    """The Klaviyo sandbox, empty, healthy, with real rate limits."""
+    requests.post(f"{klaviyo_server.url}/sandbox/reset", timeout=5).raise_for_status()
+    requests.post(
+        f"{klaviyo_server.url}/sandbox/rate-limits", json={"scale": 1}, timeout=5
+    ).raise_for_status()
+    return klaviyo_server
+
+
+@pytest.fixture
+def klaviyo_headers() -> dict[str, str]:
+    return {
+        "Authorization": f"Klaviyo-API-Key {SANDBOX_KEY}",
+        "revision": REVISION,
+        "Content-Type": "application/vnd.api+json",
+        "Accept": "application/vnd.api+json",
+    }

@@ -1,0 +1,36 @@
+import pytest
+
+from app import create_app
+from app.config import ConfigError, Settings
+
+
+def test_healthz_answers_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_defaults_give_sqlite_under_instance_and_real_klaviyo(tmp_path):
+    settings = Settings.from_env(tmp_path, env={})
+    assert settings.database_url == f"sqlite:///{tmp_path}/helpdesk-klaviyo.sqlite3"
+    assert settings.klaviyo_api_url == "https://a.klaviyo.com"
+    assert settings.helpdesk_api_urls["kustomer"] == "https://api.kustomerapp.com"
+    assert settings.redis_url is None
+
+
+def test_helpdesk_api_urls_come_from_their_env_vars(tmp_path):
+    env = {"KUSTOMER_API_URL": "http://127.0.0.1:8200/", "ZENDESK_API_URL": "http://127.0.0.1:8300"}
+    settings = Settings.from_env(tmp_path, env=env)
+    assert settings.helpdesk_api_urls == {
+        "kustomer": "http://127.0.0.1:8200",
+        "zendesk": "http://127.0.0.1:8300",
+    }
+
+
+def test_a_bad_port_is_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(ConfigError, match="PORT must be a whole number"):
+        Settings.from_env(tmp_path, env={"PORT": "eighty"})
+
+
+def test_create_app_reads_nothing_before_it_is_called():
+    assert create_app({"TESTING": True}).config["TESTING"] is True
