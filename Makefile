@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench sandbox clean
+.PHONY: install run demo test lint format bench sandbox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+
+demo: install
+	$(BIN)/python -m app.run --demo
 
 sandbox: install
 	$(BIN)/flask --app app.sandbox.klaviyo run --port $${SANDBOX_PORT:-8100}

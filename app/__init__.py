@@ -2,24 +2,98 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 
 from app.config import Settings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web application; nothing is read or started before this is called."""
-    app = Flask(__name__, instance_relative_config=True, template_folder="../templates")
+    test_config = dict(test_config or {})
+    instance_path = test_config.pop("INSTANCE_PATH", None)
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path) if instance_path else None,
+        instance_relative_config=True,
+        template_folder="../templates",
+    )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(Settings.from_env(Path(app.instance_path)).as_flask_config())
-    if test_config:
-        app.config.from_mapping(test_config)
+    settings = Settings.from_env(Path(app.instance_path))
+    app.config.from_mapping(settings.as_flask_config())
+    app.config.update(
+        SECRET_KEY=settings.secret_key or _instance_secret_key(Path(app.instance_path)),
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        DELIVERY_ENQUEUE=True,
+    )
+    app.config.update(test_config)
+    app.config["CELERY"] = _celery_config(
+        app.config.get("REDIS_URL"), app.config["REQUEUE_INTERVAL_SECONDS"], app.config.get("CELERY", {})
+    )
 
-    @app.get("/healthz")
-    def healthz():  # the process is up and serving; dependencies are /readyz's business
-        return jsonify(status="ok")
+    from app.crypto import SecretBox
+    from app.extensions import celery_init_app, db, migrate
 
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    app.extensions["secret_box"] = SecretBox(app.config["SECRET_KEY"], app.config.get("OLD_SECRET_KEYS", ()))
+    celery_init_app(app)
+
+    from app import cli, errors, health, webhooks
+
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    cli.init_app(app)
     return app
+
+
+def _instance_secret_key(instance_path: Path) -> str:
+    """A SECRET_KEY made once and kept in instance/, so a local run needs no set-up."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _celery_config(
+    redis_url: str | None, requeue_interval: float, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    if not redis_url:
+        log.warning(
+            "REDIS_URL is not set: deliveries are stored but not enqueued until a worker can see them"
+        )
+    config = {
+        "broker_url": redis_url or "memory://",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 4,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_connection_timeout": 2,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "task_default_queue": "deliveries",
+        "beat_schedule": {
+            "requeue-stale-deliveries": {"task": "deliveries.requeue_stale", "schedule": requeue_interval},
+        },
+    }
+    config.update(overrides)
+    return config

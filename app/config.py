@@ -27,6 +27,19 @@ def _url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, with the defaults of a local run."""
@@ -35,8 +48,13 @@ class Settings:
     database_url: str
     redis_url: str | None
     secret_key: str | None
+    old_secret_keys: tuple[str, ...] = ()
     port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
     klaviyo_api_url: str = "https://a.klaviyo.com"
+    delivery_lease_seconds: float = 120.0
+    requeue_after_seconds: float = 60.0
+    requeue_interval_seconds: float = 30.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -52,9 +70,16 @@ class Settings:
             database_url=env.get("DATABASE_URL") or f"sqlite:///{sqlite_path}",
             redis_url=env.get("REDIS_URL") or None,
             secret_key=env.get("SECRET_KEY") or None,
+            old_secret_keys=tuple(key for key in env.get("OLD_SECRET_KEYS", "").split(",") if key),
             port=_port(env.get("PORT", "8000")),
+            public_url=_url(
+                "PUBLIC_URL", env.get("PUBLIC_URL") or f"http://127.0.0.1:{env.get('PORT', '8000')}"
+            ),
             klaviyo_api_url=_url("KLAVIYO_API_URL", env.get("KLAVIYO_API_URL") or "https://a.klaviyo.com"),
             helpdesk_api_urls=helpdesk_urls,
+            delivery_lease_seconds=_seconds(env, "DELIVERY_LEASE_SECONDS", 120.0),
+            requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
+            requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),
         )
 
     def as_flask_config(self) -> dict[str, object]:

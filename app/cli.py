@@ -1,0 +1,95 @@
+"""`flask workspace ...` and `flask admin ...`: set-up from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from app import helpdesks
+from app.extensions import db
+from app.models import User, Workspace, new_webhook_secret
+
+workspace_cli = click.Group("workspace", help="Create and inspect workspaces.")
+admin_cli = click.Group("admin", help="Manage admin accounts.")
+
+
+def webhook_url(workspace: Workspace) -> str:
+    return f"{current_app.config['PUBLIC_URL']}/webhooks/{workspace.helpdesk}/{workspace.id}"
+
+
+def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, object]:
+    """A workspace for people and scripts; the webhook secret only when asked for."""
+    data: dict[str, object] = {
+        "id": workspace.id,
+        "name": workspace.name,
+        "helpdesk": workspace.helpdesk,
+        "webhook_url": webhook_url(workspace),
+        "paused_reason": workspace.paused_reason,
+    }
+    if with_secret:
+        data["webhook_secret"] = workspace.webhook_secret
+    return data
+
+
+@workspace_cli.command("create")
+@click.option("--name", required=True)
+@click.option(
+    "--helpdesk", type=click.Choice(sorted(helpdesks.HELPDESKS)), default="kustomer", show_default=True
+)
+@click.option("--klaviyo-key", required=True, help="A Klaviyo private API key (pk_...).")
+@click.option("--helpdesk-key", default=None, help="The helpdesk's API key, to look customers up.")
+@click.option(
+    "--webhook-secret", default=None, help="The secret the helpdesk signs with; made for you if absent."
+)
+@click.option(
+    "--secret-header", default=None, help="A header carrying the secret, for set-ups without signing."
+)
+def create_workspace(
+    name: str,
+    helpdesk: str,
+    klaviyo_key: str,
+    helpdesk_key: str | None,
+    webhook_secret: str | None,
+    secret_header: str | None,
+) -> None:
+    """Create a workspace and print it as JSON, with its webhook URL and secret."""
+    if not klaviyo_key.startswith("pk_"):
+        raise click.BadParameter("a Klaviyo private key starts with pk_", param_hint="--klaviyo-key")
+    workspace = Workspace(name=name, helpdesk=helpdesk, secret_header=secret_header, settings={})
+    workspace.klaviyo_key = klaviyo_key
+    workspace.helpdesk_key = helpdesk_key
+    workspace.webhook_secret = webhook_secret or new_webhook_secret()
+    db.session.add(workspace)
+    db.session.commit()
+    click.echo(json.dumps(describe(workspace, with_secret=True)))
+
+
+@workspace_cli.command("list")
+def list_workspaces() -> None:
+    """Print every workspace as a JSON line (no secrets)."""
+    for workspace in db.session.scalars(select(Workspace).order_by(Workspace.created_at)):
+        click.echo(json.dumps(describe(workspace)))
+
+
+@admin_cli.command("create-user")
+@click.argument("email")
+@click.password_option("--password", help="Asked for when not given.")
+def create_user(email: str, password: str) -> None:
+    """Create an admin who can sign in to /admin."""
+    email = email.strip().lower()
+    if len(password) < 12:
+        raise click.BadParameter("use at least 12 characters", param_hint="--password")
+    if db.session.scalar(select(User).filter_by(email=email)):
+        raise click.ClickException(f"an admin with the email {email} already exists")
+    db.session.add(User(email=email, password_hash=generate_password_hash(password)))
+    db.session.commit()
+    click.echo(f"created admin {email}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(workspace_cli)
+    app.cli.add_command(admin_cli)

@@ -1,0 +1,277 @@
+"""Settle one outbox row: build its Klaviyo write, send it, and classify the answer (DESIGN.md)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from app import helpdesks, klaviyo, mapping
+from app.extensions import db
+from app.facts import Customer as CustomerFact
+from app.facts import Kind, fact_from_dict
+from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 1800.0
+IDENTITY_RECHECK = 300.0
+CUSTOMER_CACHE = timedelta(minutes=5)
+_session: requests.Session | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try decided: the status, and when to try again (None: do not)."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def http_session() -> requests.Session:
+    """One keep-alive session per worker process."""
+    global _session
+    if _session is None:
+        _session = requests.Session()
+    return _session
+
+
+def claim(delivery_id: int) -> bool:
+    """Take a lease on an open, due delivery so that no other worker sends it at the same time."""
+    now = utcnow()
+    lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status.in_(DeliveryStatus.OPEN),
+            Delivery.next_attempt_at <= now + timedelta(seconds=1),
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        )
+        .values(lease_until=now + lease, attempts=Delivery.attempts + 1)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def deliver(delivery_id: int) -> Attempt | None:
+    """Try to settle a delivery; None when another worker holds it or nothing is due."""
+    if not claim(delivery_id):
+        return None
+    delivery = db.session.get(Delivery, delivery_id)
+    workspace = db.session.get(Workspace, delivery.workspace_id)
+    # a paused workspace's deliveries wait; resuming it enqueues them again
+    attempt = Attempt(DeliveryStatus.PENDING) if workspace.paused_reason else _attempt(workspace, delivery)
+    delivery.status = attempt.status
+    delivery.lease_until = None
+    if attempt.retry_in is not None:
+        delivery.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
+    if attempt.status == DeliveryStatus.DELIVERED:
+        delivery.delivered_at = utcnow()
+        delivery.last_error = None
+    db.session.commit()
+    return attempt
+
+
+def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
+    fact = fact_from_dict(delivery.fact)
+    settings = workspace.mapping_settings()
+    age = (utcnow() - delivery.created_at).total_seconds()
+    try:
+        if fact.kind is Kind.CUSTOMER_UPSERTED:
+            customer = _stored_customer(workspace.id, delivery.customer_id) or fact.customer
+            if customer is None or not customer.identifiable:
+                return _fail(delivery, "The customer has neither an email address nor a phone number.")
+            body = mapping.profile_body(customer, settings)
+            return _send(workspace, delivery, body, lambda client, b: client.import_profile(b), age)
+        customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
+        if customer is None or not customer.identifiable:
+            return _wait_for_identity(workspace, delivery, age)
+        body = mapping.event_body(fact, customer, settings, workspace.id)
+    except mapping.MappingError as error:
+        return _fail(delivery, str(error))
+    except helpdesks.HelpdeskAuthError as error:
+        return _fail(
+            delivery, f"The {workspace.helpdesk} API refused our key while looking up the customer: {error}"
+        )
+    except helpdesks.HelpdeskUnavailable as error:
+        delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
+        return _backoff(workspace, delivery, age)
+    return _send(workspace, delivery, body, lambda client, b: client.create_event(b), age)
+
+
+def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float) -> Attempt:
+    client = klaviyo.KlaviyoClient(
+        current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
+    )
+    delivery.request_body = body
+    try:
+        try:
+            call(client, body)
+        except klaviyo.DuplicateProfile as conflict:
+            if delivery.kind == Kind.CUSTOMER_UPSERTED.value or "email" not in _profile_attributes(body):
+                raise
+            # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
+            delivery.last_error = (
+                f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
+            )
+            body = mapping.event_body_email_only(body)
+            delivery.request_body = body
+            call(client, body)
+    except klaviyo.RateLimited as error:
+        _record_response(delivery, error)
+        return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))
+    except (klaviyo.ServerError, klaviyo.TransportError) as error:
+        _record_response(delivery, error)
+        return _backoff(workspace, delivery, age)
+    except klaviyo.AuthError as error:
+        _record_response(delivery, error)
+        pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
+        return Attempt(DeliveryStatus.PENDING)
+    except klaviyo.KlaviyoError as error:
+        _record_response(delivery, error)
+        return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
+    delivery.response_status = 201 if delivery.kind == Kind.CUSTOMER_UPSERTED.value else 202
+    delivery.response_body = None
+    return Attempt(DeliveryStatus.DELIVERED)
+
+
+def _profile_attributes(body: dict) -> dict:
+    return body["data"]["attributes"]["profile"]["data"]["attributes"]
+
+
+def _record_response(delivery: Delivery, error: klaviyo.KlaviyoError) -> None:
+    delivery.response_status = error.status
+    delivery.response_body = error.response_text
+    delivery.last_error = str(error)
+
+
+def _fail(delivery: Delivery, reason: str) -> Attempt:
+    delivery.last_error = reason
+    return Attempt(DeliveryStatus.FAILED)
+
+
+def _backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
+    """Exponential backoff with full jitter, until the workspace's max age; then dead (replayable)."""
+    if age >= workspace.setting("max_age_seconds"):
+        delivery.last_error = (
+            f"Gave up after {delivery.attempts} attempts over {age / 3600:.1f} h: {delivery.last_error}"
+        )
+        return Attempt(DeliveryStatus.DEAD)
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(delivery.attempts, 20))
+    return Attempt(DeliveryStatus.PENDING, random.uniform(ceiling / 2, ceiling))
+
+
+def _wait_for_identity(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
+    waited = workspace.setting("identity_wait_seconds")
+    if delivery.customer_id is None:
+        return _fail(delivery, "The conversation names no customer, so there is no one to record it on.")
+    if age >= waited:
+        return _fail(
+            delivery,
+            f"Customer {delivery.customer_id} still has neither an email address nor a phone number "
+            f"after {waited / 3600:.1f} h.",
+        )
+    delivery.last_error = f"Waiting for customer {delivery.customer_id}'s email address or phone number."
+    return Attempt(DeliveryStatus.WAITING, min(IDENTITY_RECHECK, max(1.0, waited - age)))
+
+
+def _stored_customer(workspace_id: str, customer_id: str | None) -> CustomerFact | None:
+    if customer_id is None:
+        return None
+    row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id))
+    return _as_fact(row) if row else None
+
+
+def _as_fact(row: Customer) -> CustomerFact:
+    return CustomerFact(
+        helpdesk_id=row.helpdesk_id,
+        email=row.email,
+        phone=row.phone,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        external_id=row.external_id,
+        attributes=row.attributes or {},
+        updated_at=row.source_updated_at,
+    )
+
+
+def resolve_customer(
+    workspace: Workspace, customer_id: str | None, inline: CustomerFact | None
+) -> CustomerFact | None:
+    """Who a conversation's customer is: from the webhook, our stored customers, else the helpdesk's API."""
+    if inline is not None and inline.identifiable:
+        return inline
+    if customer_id is None:
+        return None
+    row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace.id, helpdesk_id=customer_id))
+    if row is not None and (row.email or row.phone or utcnow() - row.fetched_at < CUSTOMER_CACHE):
+        return _as_fact(row)
+    api_key = workspace.helpdesk_key
+    base_url = current_app.config["HELPDESK_API_URLS"].get(workspace.helpdesk)
+    if not api_key or not base_url:
+        return _as_fact(row) if row else None
+    helpdesk = helpdesks.get(workspace.helpdesk)
+    fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
+    if row is None:
+        row = Customer(workspace_id=workspace.id, helpdesk_id=customer_id)
+        db.session.add(row)
+    row.fetched_at = utcnow()
+    if fetched is not None:
+        row.email, row.phone = fetched.email, fetched.phone
+        row.first_name, row.last_name = fetched.first_name, fetched.last_name
+        row.external_id, row.attributes = fetched.external_id, fetched.attributes
+        row.source_updated_at = fetched.updated_at
+    db.session.flush()
+    return _as_fact(row)
+
+
+def pause(workspace: Workspace, reason: str) -> None:
+    """Stop sending for a workspace until its key is fixed; the reason is shown to the admin."""
+    if not workspace.paused_reason:
+        log.warning("pausing workspace %s: %s", workspace.id, reason)
+    workspace.paused_reason = reason
+    workspace.paused_at = utcnow()
+
+
+def resume(workspace: Workspace) -> list[int]:
+    """Lift a pause; the ids of the open deliveries to enqueue again."""
+    workspace.paused_reason = None
+    workspace.paused_at = None
+    ids = db.session.scalars(
+        select(Delivery.id).where(
+            Delivery.workspace_id == workspace.id, Delivery.status == DeliveryStatus.PENDING
+        )
+    ).all()
+    db.session.execute(
+        update(Delivery).where(Delivery.id.in_(ids)).values(next_attempt_at=utcnow(), lease_until=None)
+    )
+    db.session.commit()
+    return list(ids)
+
+
+def stale_deliveries(older_than: timedelta, limit: int = 1000) -> list[int]:
+    """Open deliveries whose next try is overdue (a lost enqueue, a dead worker), for re-enqueueing."""
+    now = utcnow()
+    rows = db.session.scalars(
+        select(Delivery.id)
+        .join(Workspace, Workspace.id == Delivery.workspace_id)
+        .where(
+            Delivery.status.in_(DeliveryStatus.OPEN),
+            Delivery.next_attempt_at <= now - older_than,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            Workspace.paused_reason.is_(None),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    ).all()
+    if rows:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(rows)).values(next_attempt_at=now))
+        db.session.commit()
+    return list(rows)

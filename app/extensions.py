@@ -1,0 +1,55 @@
+"""The extensions every part of the app shares: database, migrations, Celery and Redis."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from redis import Redis
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite is shared by the web and worker processes: WAL lets them read while one writes."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Bind Celery to this app: tasks run inside its app context; config from the app's CELERY."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            if app.app_context is None:  # pragma: no cover - Flask always has it
+                return self.run(*args, **kwargs)
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def redis_client(app: Flask) -> Redis:
+    """The app's Redis connection (cache, rate limiter), made once per process."""
+    if "redis" not in app.extensions:
+        app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
+    return app.extensions["redis"]

@@ -1,0 +1,118 @@
+"""Normalized facts: what a helpdesk webhook means, whatever helpdesk sent it (pure, no Flask)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """The facts we turn into Klaviyo writes."""
+
+    CONVERSATION_CREATED = "conversation_created"
+    CONVERSATION_CLOSED = "conversation_closed"
+    CSAT_SUBMITTED = "csat_submitted"
+    CUSTOMER_UPSERTED = "customer_upserted"
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A helpdesk customer as far as Klaviyo cares: identifiers, names and custom attributes."""
+
+    helpdesk_id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    external_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    @property
+    def identifiable(self) -> bool:
+        """True when Klaviyo can find or create a profile for this customer."""
+        return bool(self.email or self.phone)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing that happened in the helpdesk and becomes one Klaviyo write.
+
+    `discriminator` tells two facts of the same kind on the same conversation apart (the close
+    time of a re-closed conversation, the survey of a CSAT answer); it feeds the unique_id.
+    """
+
+    kind: Kind
+    occurred_at: datetime
+    customer_id: str | None
+    discriminator: str = ""
+    conversation_id: str | None = None
+    subject: str | None = None
+    channel: str | None = None
+    org_name: str | None = None
+    rating: int | None = None
+    raw_rating: str | None = None
+    comment: str | None = None
+    customer: Customer | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A parsed webhook: its helpdesk event id (the dedup key), its name and the facts it carries."""
+
+    event_id: str
+    event_name: str
+    facts: list[Fact]
+
+
+class PayloadError(ValueError):
+    """The webhook body is JSON but not of the shape the helpdesk documents; the message says why."""
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """A workspace's choices for turning facts into Klaviyo payloads."""
+
+    helpdesk: str = "kustomer"
+    metric_names: dict[str, str] = field(default_factory=dict)
+    csat_threshold: int = 4
+    link_template: str = "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}"
+    property_prefix: str = "kustomer_"
+    phone_region: str = "US"
+
+    def metric_name(self, kind: Kind) -> str:
+        """The Klaviyo metric for a fact, e.g. `Kustomer Conversation Create` by default."""
+        defaults = {
+            Kind.CONVERSATION_CREATED: "Conversation Create",
+            Kind.CONVERSATION_CLOSED: "Conversation Done",
+            Kind.CSAT_SUBMITTED: "Conversation CSAT Submitted",
+        }
+        return self.metric_names.get(kind.value) or f"{self.helpdesk.capitalize()} {defaults[kind]}"
+
+
+def fact_to_dict(fact: Fact) -> dict[str, Any]:
+    """A JSON-ready form of a fact, for the outbox row."""
+    data = {name: getattr(fact, name) for name in Fact.__dataclass_fields__ if name != "customer"}
+    data["kind"] = fact.kind.value
+    data["occurred_at"] = fact.occurred_at.isoformat()
+    if fact.customer is not None:
+        customer = {name: getattr(fact.customer, name) for name in Customer.__dataclass_fields__}
+        updated = fact.customer.updated_at
+        customer["updated_at"] = updated.isoformat() if updated else None
+        data["customer"] = customer
+    return data
+
+
+def fact_from_dict(data: dict[str, Any]) -> Fact:
+    """The fact `fact_to_dict` stored."""
+    values = dict(data)
+    values["kind"] = Kind(values["kind"])
+    values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    if values.get("customer"):
+        customer = dict(values["customer"])
+        if customer.get("updated_at"):
+            customer["updated_at"] = datetime.fromisoformat(customer["updated_at"])
+        values["customer"] = Customer(**customer)
+    return Fact(**values)

@@ -1,0 +1,245 @@
+"""Kustomer: webhook envelopes to facts, the customer lookup, and the signature check.
+
+Envelope: `id`, `name`, `org`, `orgName`, `createdAt`, `data` (`type`, `id`, `attributes`,
+`relationships`), `changes` (null on create, `{attributes: {<name>: {op, before, after}}}` on update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate
+
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable
+from app.signing import SignatureError, verify_hex_hmac_sha256
+
+SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
+SUBMITTED = ("rated", "commented")
+
+
+class _Data(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    id = fields.String(required=True, validate=validate.Length(min=1))
+    attributes = fields.Dict(load_default=dict)
+    relationships = fields.Dict(load_default=dict, allow_none=True)
+
+
+class _Envelope(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(required=True, validate=validate.Length(min=1))
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    org = fields.String(load_default=None, allow_none=True)
+    orgName = fields.String(load_default=None, allow_none=True)
+    createdAt = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
+    data = fields.Nested(_Data, required=True)
+    changes = fields.Dict(load_default=None, allow_none=True)
+
+
+def _path_messages(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        return [line for key, value in messages.items() for line in _path_messages(value, f"{prefix}{key}.")]
+    return [f"{prefix.rstrip('.')}: {' '.join(map(str, messages))}"]
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: Not a valid datetime.")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{where}: Not a valid datetime.") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _object(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}: Not a valid mapping type.")
+    return value
+
+
+def parse(payload: dict) -> Webhook:
+    """What a Kustomer webhook means; PayloadError naming the field when its shape is wrong."""
+    try:
+        envelope = _Envelope().load(payload)
+    except ValidationError as error:
+        raise PayloadError("; ".join(_path_messages(error.messages))) from None
+    name, data = envelope["name"], envelope["data"]
+    attributes = data["attributes"]
+    sent_at = envelope["createdAt"]
+    facts: list[Fact] = []
+    if name in ("kustomer.conversation.create", "kustomer.conversation.update"):
+        base = _conversation_base(envelope, sent_at)
+        if name.endswith(".create"):
+            when = _time(attributes.get("createdAt"), "data.attributes.createdAt") or sent_at
+            facts.append(Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=_required(when), **base))
+        else:
+            changes = _object(_object(envelope["changes"], "changes").get("attributes"), "changes.attributes")
+            facts += _closed(changes, attributes, base, sent_at) + _csat(changes, attributes, base, sent_at)
+    elif name in ("kustomer.customer.create", "kustomer.customer.update"):
+        customer = customer_from_attributes(data["id"], attributes)
+        facts.append(
+            Fact(
+                kind=Kind.CUSTOMER_UPSERTED,
+                occurred_at=customer.updated_at or _required(sent_at),
+                customer_id=customer.helpdesk_id,
+                customer=customer,
+            )
+        )
+    return Webhook(event_id=envelope["id"], event_name=name, facts=facts)
+
+
+def _required(moment: datetime | None) -> datetime:
+    if moment is None:
+        raise PayloadError("createdAt: the event carries no time.")
+    return moment
+
+
+def _conversation_base(envelope: dict, sent_at: datetime | None) -> dict[str, Any]:
+    data = envelope["data"]
+    attributes = data["attributes"]
+    relationships = _object(data.get("relationships"), "data.relationships")
+    customer = _object(relationships.get("customer"), "data.relationships.customer")
+    customer_id = _object(customer.get("data"), "data.relationships.customer.data").get("id")
+    channels = attributes.get("channels") or []
+    subject = attributes.get("name")
+    if subject is not None and not isinstance(subject, str):
+        raise PayloadError("data.attributes.name: Not a valid string.")
+    return {
+        "conversation_id": data["id"],
+        "customer_id": str(customer_id) if customer_id else None,
+        "subject": subject,
+        "channel": channels[0] if isinstance(channels, list) and channels else None,
+        "org_name": envelope.get("orgName"),
+    }
+
+
+def _closed(changes: dict, attributes: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
+    status = _object(changes.get("status"), "changes.attributes.status")
+    if status.get("after") != "done":
+        return []
+    when = (
+        _time(attributes.get("doneAt"), "data.attributes.doneAt")
+        or _time(attributes.get("updatedAt"), "data.attributes.updatedAt")
+        or _required(sent_at)
+    )
+    # A reopened and re-closed conversation has a new close time, hence a distinct fact.
+    return [Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)]
+
+
+def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
+    change = changes.get("satisfactionLevel") or changes.get("satisfactionLevel.status")
+    if change is None:
+        return []
+    level = _object(attributes.get("satisfactionLevel"), "data.attributes.satisfactionLevel")
+    if level.get("status") not in SUBMITTED:
+        return []
+    before = change.get("before") if isinstance(change, dict) else None
+    before_status = before.get("status") if isinstance(before, dict) else before
+    if before_status in SUBMITTED:
+        return []  # a comment added to a rating already recorded: the survey counts once
+    raw = level.get("rating")
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 1 <= raw <= 5 or raw != int(raw):
+        raise PayloadError("data.attributes.satisfactionLevel.rating: must be a whole number from 1 to 5.")
+    when = (
+        _time(level.get("updatedAt"), "data.attributes.satisfactionLevel.updatedAt")
+        or _time(level.get("createdAt"), "data.attributes.satisfactionLevel.createdAt")
+        or _time(attributes.get("updatedAt"), "data.attributes.updatedAt")
+        or _required(sent_at)
+    )
+    comment = level.get("comment") or level.get("answer")
+    return [
+        Fact(
+            kind=Kind.CSAT_SUBMITTED,
+            occurred_at=when,
+            discriminator=str(level.get("id") or "survey"),
+            rating=int(raw),
+            raw_rating=str(raw),
+            comment=comment if isinstance(comment, str) and comment.strip() else None,
+            **base,
+        )
+    ]
+
+
+def _first(items: Any, key: str) -> str | None:
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get(key), str) and item[key].strip():
+                return item[key]
+    return None
+
+
+def customer_from_attributes(customer_id: str, attributes: dict) -> Customer:
+    """A Kustomer customer's identifiers, names and custom attributes."""
+    full_name = attributes.get("name") or attributes.get("displayName") or ""
+    first, _, last = full_name.partition(" ") if isinstance(full_name, str) else ("", "", "")
+    custom = attributes.get("custom")
+    return Customer(
+        helpdesk_id=customer_id,
+        email=_first(attributes.get("emails"), "email") or attributes.get("email"),
+        phone=_first(attributes.get("phones"), "phone") or attributes.get("phone"),
+        first_name=attributes.get("firstName") or first or None,
+        last_name=attributes.get("lastName") or last or None,
+        external_id=attributes.get("externalId"),
+        attributes=custom if isinstance(custom, dict) else {},
+        updated_at=_time(
+            attributes.get("updatedAt") or attributes.get("modifiedAt"), "data.attributes.updatedAt"
+        ),
+    )
+
+
+def customer_from_api(document: dict) -> Customer:
+    """The customer in a `GET /v1/customers/{id}` answer."""
+    data = document.get("data") or {}
+    return customer_from_attributes(str(data.get("id")), data.get("attributes") or {})
+
+
+def fetch_customer(
+    base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
+) -> Customer | None:
+    """The customer from Kustomer's API; None when Kustomer does not know the id."""
+    try:
+        response = session.get(
+            f"{base_url}/v1/customers/{customer_id}",
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise HelpdeskUnavailable(f"Kustomer did not answer: {type(error).__name__}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code in (401, 403):
+        raise HelpdeskAuthError(
+            f"Kustomer answered {response.status_code} to GET /v1/customers/{customer_id}"
+        )
+    if response.status_code != 200:
+        raise HelpdeskUnavailable(
+            f"Kustomer answered {response.status_code} to GET /v1/customers/{customer_id}"
+        )
+    try:
+        return customer_from_api(response.json())
+    except (ValueError, PayloadError):
+        raise HelpdeskUnavailable("Kustomer's answer was not the customer JSON we expected") from None
+
+
+def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
+    """Check `X-Kustomer-Webhook-Signature` (hex HMAC-SHA256 of the raw body)."""
+    try:
+        verify_hex_hmac_sha256(body, secrets, headers.get(SIGNATURE_HEADER))
+    except SignatureError as error:
+        raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
+
+
+HELPDESK = Helpdesk(name="kustomer", parse=parse, verify=verify, fetch_customer=fetch_customer)

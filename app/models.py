@@ -1,0 +1,201 @@
+"""What the service stores: workspaces, intake receipts, the delivery outbox, customers and admins."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.crypto import SecretBox
+from app.extensions import db
+from app.facts import MappingSettings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(db.TypeDecorator):
+    """A timestamp that is always aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def secret_box() -> SecretBox:
+    return current_app.extensions["secret_box"]
+
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "metric_names": {},
+    "csat_threshold": 4,
+    "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",
+    "property_prefix": "kustomer_",
+    "phone_region": "US",
+    "identity_wait_seconds": 6 * 3600,
+    "max_age_seconds": 24 * 3600,
+}
+
+
+class Workspace(db.Model):
+    """One helpdesk connected to one Klaviyo account, with its secrets encrypted at rest."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    name: Mapped[str] = mapped_column(String(200))
+    helpdesk: Mapped[str] = mapped_column(String(40))
+    klaviyo_key_encrypted: Mapped[str] = mapped_column(Text)
+    helpdesk_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
+    secret_header: Mapped[str | None] = mapped_column(String(100))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def klaviyo_key(self) -> str:
+        return secret_box().decrypt(self.klaviyo_key_encrypted)
+
+    @klaviyo_key.setter
+    def klaviyo_key(self, value: str) -> None:
+        self.klaviyo_key_encrypted = secret_box().encrypt(value)
+
+    @property
+    def helpdesk_key(self) -> str | None:
+        return secret_box().decrypt(self.helpdesk_key_encrypted) if self.helpdesk_key_encrypted else None
+
+    @helpdesk_key.setter
+    def helpdesk_key(self, value: str | None) -> None:
+        self.helpdesk_key_encrypted = secret_box().encrypt(value) if value else None
+
+    @property
+    def webhook_secret(self) -> str:
+        return secret_box().decrypt(self.webhook_secret_encrypted)
+
+    @webhook_secret.setter
+    def webhook_secret(self, value: str) -> None:
+        self.webhook_secret_encrypted = secret_box().encrypt(value)
+
+    def setting(self, name: str) -> Any:
+        return (self.settings or {}).get(name, DEFAULT_SETTINGS[name])
+
+    def mapping_settings(self) -> MappingSettings:
+        return MappingSettings(
+            helpdesk=self.helpdesk,
+            metric_names=dict(self.setting("metric_names")),
+            csat_threshold=int(self.setting("csat_threshold")),
+            link_template=self.setting("link_template"),
+            property_prefix=self.setting("property_prefix"),
+            phone_region=self.setting("phone_region"),
+        )
+
+    def __repr__(self) -> str:  # secrets stay out of reprs and so out of logs
+        return f"<Workspace {self.id} {self.name!r} {self.helpdesk}>"
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Receipt(db.Model):
+    """One helpdesk webhook we acknowledged; (workspace, event id) is the intake dedup key."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("workspace_id", "event_id", name="uq_receipts_workspace_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_name: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryStatus:
+    PENDING = "pending"
+    WAITING = "waiting"  # no email or phone for the customer yet
+    DELIVERED = "delivered"
+    FAILED = "failed"  # Klaviyo refused it, or it can never be sent; the reason is kept
+    DEAD = "dead"  # transient errors past the max age; replayable
+
+    OPEN = (PENDING, WAITING)
+
+
+class Delivery(db.Model):
+    """The outbox: one row per Klaviyo write we owe, from acknowledgement until it is settled."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "unique_id", name="uq_deliveries_workspace_unique_id"),
+        Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_deliveries_workspace_customer", "workspace_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
+    unique_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    conversation_id: Mapped[str | None] = mapped_column(String(255))
+    fact: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    receipt: Mapped[Receipt | None] = relationship()
+
+
+class Customer(db.Model):
+    """The latest we know of a helpdesk customer, from its webhooks or the helpdesk's API."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "helpdesk_id", name="uq_customers_workspace_helpdesk_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    helpdesk_id: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(db.Model):
+    """An admin who can sign in to /admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

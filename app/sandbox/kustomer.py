@@ -1,0 +1,304 @@
+"""The Kustomer sandbox: `GET /v1/customers/{id}` as Kustomer answers it, and signed webhooks to send.
+
+Start it with `flask --app app.sandbox.kustomer run --port 8200`; send a webhook with
+`flask --app app.sandbox.kustomer send-webhook URL --secret SECRET --event conversation.create`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import requests
+from flask import Flask, Response, jsonify, request
+
+from app.signing import hex_hmac_sha256
+
+DEFAULT_API_KEY = "kustomer_sandbox_demo_key"
+SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
+EVENT_HEADER = "X-Kustomer-Webhook-Event"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(status: int, code: str, title: str) -> Response:
+    response = jsonify(errors=[{"status": status, "code": code, "title": title}])
+    response.status_code = status
+    return response
+
+
+def customer_document(customer: dict[str, Any], org: str = "org-sandbox") -> dict[str, Any]:
+    """A seeded customer in Kustomer's JSON:API shape."""
+    name = customer.get("name") or ""
+    first, _, last = name.partition(" ")
+    stamp = customer.get("updatedAt") or customer.get("createdAt") or _now()
+    email, phone = customer.get("email"), customer.get("phone")
+    return {
+        "data": {
+            "type": "customer",
+            "id": customer["id"],
+            "attributes": {
+                "name": name,
+                "displayName": name,
+                "firstName": customer.get("firstName", first or None),
+                "lastName": customer.get("lastName", last or None),
+                "emails": [{"type": "home", "email": email}] if email else [],
+                "phones": [{"type": "mobile", "phone": phone}] if phone else [],
+                "externalId": customer.get("externalId"),
+                "locale": customer.get("locale"),
+                "custom": customer.get("custom", {}),
+                "createdAt": customer.get("createdAt", stamp),
+                "updatedAt": stamp,
+                "modifiedAt": stamp,
+            },
+            "relationships": {"org": {"data": {"type": "org", "id": org}}},
+            "links": {"self": f"/v1/customers/{customer['id']}"},
+        }
+    }
+
+
+class _State:
+    def __init__(self, api_keys: list[str]) -> None:
+        self.api_keys = api_keys
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.customers: dict[str, dict[str, Any]] = {}
+            self.requests: list[dict[str, Any]] = []
+            self.error_rate = 0.0
+            self.error_status = 503
+            self.fail_next = 0
+            self.delay_seconds = 0.0
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build a Kustomer sandbox accepting the configured API keys; state lives in this app object."""
+    app = Flask(__name__)
+    app.config["KUSTOMER_SANDBOX_API_KEYS"] = [os.environ.get("KUSTOMER_SANDBOX_KEY", DEFAULT_API_KEY)]
+    app.config.update(config or {})
+    state = _State(list(app.config["KUSTOMER_SANDBOX_API_KEYS"]))
+    app.extensions["kustomer_sandbox"] = state
+
+    @app.get("/v1/customers/<customer_id>")
+    def get_customer(customer_id: str) -> Response:
+        response = _answer(state, customer_id)
+        with state.lock:
+            state.requests.append({"method": "GET", "path": request.path, "status": response.status_code})
+        return response
+
+    @app.post("/sandbox/customers")
+    def seed_customers() -> tuple[Response, int]:
+        payload = request.get_json(silent=True)
+        items = payload if isinstance(payload, list) else [payload]
+        if not items or not all(isinstance(item, dict) and item.get("id") for item in items):
+            return jsonify(error="send a customer object or a list of them, each with an id"), 400
+        with state.lock:
+            for item in items:
+                state.customers[str(item["id"])] = item
+        return jsonify(seeded=[str(item["id"]) for item in items]), 201
+
+    @app.get("/sandbox/customers")
+    def list_customers() -> Response:
+        with state.lock:
+            return jsonify(customers=list(state.customers.values()))
+
+    @app.get("/sandbox/requests")
+    def list_requests() -> Response:
+        with state.lock:
+            return jsonify(requests=list(state.requests))
+
+    @app.post("/sandbox/faults")
+    def faults() -> Response:
+        settings = request.get_json(silent=True) or {}
+        with state.lock:
+            state.error_rate = float(settings.get("error_rate", 0))
+            state.error_status = int(settings.get("error_status", 503))
+            state.fail_next = int(settings.get("fail_next", 0))
+            state.delay_seconds = float(settings.get("delay_seconds", 0))
+        return jsonify(
+            error_rate=state.error_rate, fail_next=state.fail_next, delay_seconds=state.delay_seconds
+        )
+
+    @app.post("/sandbox/reset")
+    def reset() -> Response:
+        state.reset()
+        return jsonify(status="reset")
+
+    app.cli.add_command(send_webhook_command)
+    return app
+
+
+def _answer(state: _State, customer_id: str) -> Response:
+    if state.delay_seconds:
+        time.sleep(state.delay_seconds)
+    with state.lock:
+        failing = state.fail_next > 0 or (state.error_rate and random.random() < state.error_rate)
+        state.fail_next = max(0, state.fail_next - 1)
+    if failing:
+        return _error(state.error_status, "server_error", "Service unavailable")
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or header.removeprefix("Bearer ").strip() not in state.api_keys:
+        return _error(401, "unauthorized", "Unauthorized: a valid API key is required")
+    with state.lock:
+        customer = state.customers.get(customer_id)
+    if customer is None:
+        return _error(404, "not_found", f"Customer {customer_id} not found")
+    return jsonify(customer_document(customer))
+
+
+# Webhooks, shaped as Kustomer sends them
+
+
+def envelope(
+    name: str, data: dict[str, Any], changes: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A webhook envelope with a fresh event id."""
+    return {
+        "id": extra.get("event_id") or uuid.uuid4().hex,
+        "name": name,
+        "org": extra.get("org", "org-sandbox"),
+        "orgName": extra.get("org_name", "sandbox"),
+        "createdAt": extra.get("created_at") or _now(),
+        "data": data,
+        "changes": changes,
+    }
+
+
+def conversation(conversation_id: str, customer_id: str, subject: str, **attributes: Any) -> dict[str, Any]:
+    """A conversation resource as Kustomer's webhooks carry it."""
+    stamp = attributes.pop("updatedAt", None) or _now()
+    return {
+        "type": "conversation",
+        "id": conversation_id,
+        "attributes": {
+            "name": subject,
+            "channels": attributes.pop("channels", ["email"]),
+            "status": attributes.pop("status", "open"),
+            "createdAt": attributes.pop("createdAt", stamp),
+            "updatedAt": stamp,
+            **attributes,
+        },
+        "relationships": {"customer": {"data": {"type": "customer", "id": customer_id}}},
+    }
+
+
+def conversation_created(
+    conversation_id: str, customer_id: str, subject: str, **extra: Any
+) -> dict[str, Any]:
+    data = conversation(conversation_id, customer_id, subject, createdAt=extra.pop("at", None) or _now())
+    return envelope("kustomer.conversation.create", data, None, **extra)
+
+
+def conversation_done(conversation_id: str, customer_id: str, subject: str, **extra: Any) -> dict[str, Any]:
+    done_at = extra.pop("at", None) or _now()
+    data = conversation(
+        conversation_id, customer_id, subject, status="done", doneAt=done_at, updatedAt=done_at
+    )
+    changes = {"attributes": {"status": {"op": "replace", "before": "open", "after": "done"}}}
+    return envelope("kustomer.conversation.update", data, changes, **extra)
+
+
+def conversation_rated(
+    conversation_id: str,
+    customer_id: str,
+    subject: str,
+    rating: int,
+    comment: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The update Kustomer sends when the CSAT survey is answered (rated, or rated with a comment)."""
+    at = extra.pop("at", None) or _now()
+    level = {"status": "commented" if comment else "rated", "rating": rating, "updatedAt": at}
+    if comment:
+        level["comment"] = comment
+    data = conversation(
+        conversation_id, customer_id, subject, status="done", satisfactionLevel=level, updatedAt=at
+    )
+    changes = {
+        "attributes": {
+            "satisfactionLevel": {"op": "replace", "before": {"status": "offered"}, "after": level}
+        }
+    }
+    return envelope("kustomer.conversation.update", data, changes, **extra)
+
+
+def customer_changed(customer: dict[str, Any], created: bool = True, **extra: Any) -> dict[str, Any]:
+    """`kustomer.customer.create` (or `.update`) for a customer given in the seeding form."""
+    name = "kustomer.customer.create" if created else "kustomer.customer.update"
+    return envelope(name, customer_document(customer)["data"], None, **extra)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Kustomer's signature: lowercase hex HMAC-SHA256 of the raw body."""
+    return hex_hmac_sha256(body, secret)
+
+
+def send_webhook(
+    url: str, webhook: dict[str, Any], secret: str, session: requests.Session | None = None
+) -> requests.Response:
+    """POST a webhook signed the way Kustomer signs it."""
+    body = json.dumps(webhook).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(body, secret),
+        EVENT_HEADER: webhook["name"],
+    }
+    return (session or requests).post(url, data=body, headers=headers, timeout=10)
+
+
+@click.command("send-webhook")
+@click.argument("url")
+@click.option("--secret", required=True, help="The workspace's webhook secret.")
+@click.option(
+    "--file", "path", type=click.Path(exists=True, dir_okay=False), help="A webhook envelope as JSON."
+)
+@click.option(
+    "--event",
+    type=click.Choice(["conversation.create", "conversation.done", "conversation.csat", "customer.create"]),
+    default="conversation.create",
+    show_default=True,
+)
+@click.option("--conversation-id", default=lambda: f"conv-{uuid.uuid4().hex[:8]}")
+@click.option("--customer-id", default="cust-1", show_default=True)
+@click.option("--email", default="ada@example.com", show_default=True)
+@click.option("--subject", default="Where is my order?", show_default=True)
+@click.option("--rating", type=click.IntRange(1, 5), default=5, show_default=True)
+def send_webhook_command(
+    url: str,
+    secret: str,
+    path: str | None,
+    event: str,
+    conversation_id: str,
+    customer_id: str,
+    email: str,
+    subject: str,
+    rating: int,
+) -> None:
+    """Send one signed Kustomer webhook to URL and print the answer."""
+    if path:
+        with open(path) as handle:
+            webhook = json.load(handle)
+    elif event == "customer.create":
+        webhook = customer_changed({"id": customer_id, "name": "Ada Lovelace", "email": email})
+    else:
+        build = {"conversation.create": conversation_created, "conversation.done": conversation_done}.get(
+            event
+        )
+        webhook = (
+            build(conversation_id, customer_id, subject)
+            if build
+            else conversation_rated(conversation_id, customer_id, subject, rating)
+        )
+    response = send_webhook(url, webhook, secret)
+    click.echo(f"{response.status_code} {response.text.strip()}")

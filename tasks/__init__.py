@@ -1,0 +1,1 @@
+"""Celery tasks: the workers that settle the outbox."""

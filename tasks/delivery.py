@@ -1,0 +1,36 @@
+"""Delivery tasks; how they run is said on the decorator, the work is in app.delivery."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from flask import current_app
+
+from app import delivery, outbox
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="deliveries.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def deliver(delivery_id: int) -> None:
+    attempt = delivery.deliver(delivery_id)
+    if attempt is not None and attempt.retry_in is not None:
+        deliver.apply_async(args=[delivery_id], countdown=attempt.retry_in)
+
+
+@shared_task(name="deliveries.requeue_stale", ignore_result=True, expires=30)
+def requeue_stale() -> int:
+    """Re-enqueue open deliveries whose message was lost (enqueue failed, worker died)."""
+    ids = delivery.stale_deliveries(timedelta(seconds=current_app.config["REQUEUE_AFTER_SECONDS"]))
+    if ids:
+        log.info("re-enqueueing %d stale deliveries", len(ids))
+    return outbox.enqueue(ids)

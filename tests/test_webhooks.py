@@ -1,0 +1,335 @@
+"""POST /webhooks/kustomer/<workspace_id>: every answer DESIGN.md lists; bad input never costs an event."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import func, select
+
+from app import MIGRATIONS, create_app
+from app.extensions import db
+from app.models import Delivery, Receipt, Workspace
+
+SECRET = "whsec-test-secret"
+OTHER_SECRET = "another-secret"
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def envelope(
+    name: str = "kustomer.conversation.create",
+    event_id: str = "evt-1",
+    subject: str = "Where is my order?",
+    **data_attributes,
+) -> dict:
+    attributes = {
+        "name": subject,
+        "channels": ["email"],
+        "status": "open",
+        "createdAt": "2026-11-20T10:00:00.000Z",
+        "updatedAt": "2026-11-20T10:00:00.000Z",
+        **data_attributes,
+    }
+    return {
+        "id": event_id,
+        "name": name,
+        "org": "org-1",
+        "orgName": "acme",
+        "createdAt": "2026-11-20T10:00:01.000Z",
+        "data": {
+            "type": "conversation",
+            "id": "conv-1",
+            "attributes": attributes,
+            "relationships": {"customer": {"data": {"type": "customer", "id": "cust-1"}}},
+        },
+        "changes": None,
+    }
+
+
+@pytest.fixture
+def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The app on a migrated SQLite database, with one Kustomer workspace; nothing is enqueued."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'intake.sqlite3'}")
+    monkeypatch.setenv("SECRET_KEY", "intake-tests")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
+        workspace.klaviyo_key = "pk_sandbox_demo_key"
+        workspace.webhook_secret = SECRET
+        db.session.add(workspace)
+        db.session.commit()
+        app.config["TEST_WORKSPACE_ID"] = workspace.id
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def post(
+    app, body: bytes | str, *, signature: str | None = "auto", content_type="application/json", path=None
+):
+    body = body.encode() if isinstance(body, str) else body
+    headers = {}
+    if signature == "auto":
+        headers["X-Kustomer-Webhook-Signature"] = sign(body)
+    elif signature is not None:
+        headers["X-Kustomer-Webhook-Signature"] = signature
+    if content_type:
+        headers["Content-Type"] = content_type
+    url = path or f"/webhooks/kustomer/{app.config['TEST_WORKSPACE_ID']}"
+    return app.test_client().post(url, data=body, headers=headers)
+
+
+def counts(app) -> tuple[int, int]:
+    with app.app_context():
+        return db.session.scalar(select(func.count(Receipt.id))), db.session.scalar(
+            select(func.count(Delivery.id))
+        )
+
+
+def test_a_signed_conversation_is_accepted_with_202_and_stored_as_one_delivery(intake):
+    response = post(intake, json.dumps(envelope()))
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "accepted"
+    assert body["event_id"] == "evt-1"
+    assert len(body["deliveries"]) == 1
+    assert counts(intake) == (1, 1)
+
+
+def test_the_same_event_id_again_answers_200_and_stores_nothing_more(intake):
+    first = post(intake, json.dumps(envelope()))
+    again = post(intake, json.dumps(envelope()))
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "duplicate"
+    assert counts(intake) == (1, 1)
+
+
+def test_an_event_we_do_not_act_on_is_answered_200_ignored(intake):
+    response = post(intake, json.dumps(envelope(name="kustomer.message.create")))
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ignored"
+    assert counts(intake) == (0, 0)
+
+
+def test_a_workspace_with_a_secret_header_accepts_it_instead_of_a_signature(intake):
+    with intake.app_context():
+        workspace = db.session.get(Workspace, intake.config["TEST_WORKSPACE_ID"])
+        workspace.secret_header = "X-Webhook-Secret"
+        db.session.commit()
+    body = json.dumps(envelope()).encode()
+    client = intake.test_client()
+    url = f"/webhooks/kustomer/{intake.config['TEST_WORKSPACE_ID']}"
+    good = client.post(url, data=body, content_type="application/json", headers={"X-Webhook-Secret": SECRET})
+    bad = client.post(
+        url,
+        data=json.dumps(envelope(event_id="evt-2")),
+        content_type="application/json",
+        headers={"X-Webhook-Secret": "guess"},
+    )
+    assert good.status_code == 202
+    assert bad.status_code == 401
+
+
+def _bad_shapes() -> list[tuple[str, object]]:
+    """Signed JSON bodies that are not a Kustomer webhook."""
+    base = envelope()
+
+    def changed(path: str, value: object) -> dict:
+        document = json.loads(json.dumps(base))
+        target = document
+        *parents, last = path.split(".")
+        for name in parents:
+            target = target[name]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+        return document
+
+    return [
+        ("no id", changed("id", KeyError)),
+        ("id is a number", changed("id", 12345)),
+        ("id is empty", changed("id", "")),
+        ("id is 300 characters", changed("id", "e" * 300)),
+        ("id has a NUL character", changed("id", "evt\u0000x")),
+        ("no name", changed("name", KeyError)),
+        ("name is a list", changed("name", ["kustomer.conversation.create"])),
+        ("no data", changed("data", KeyError)),
+        ("data is a string", changed("data", "conversation")),
+        ("data has no id", changed("data.id", KeyError)),
+        ("data.id is an object", changed("data.id", {"id": 1})),
+        ("attributes is a list", changed("data.attributes", [])),
+        ("createdAt is not a date", changed("createdAt", "yesterday")),
+        ("data createdAt is not a date", changed("data.attributes.createdAt", "2026-13-45T99:00:00Z")),
+        ("changes is a string", changed("changes", "status")),
+        ("relationships is a list", changed("data.relationships", [])),
+        ("subject has a NUL character", changed("data.attributes.name", "Hi\u0000there")),
+    ]
+
+
+BAD_REQUESTS = [
+    # (id, body, signature, content type, status)
+    ("truncated JSON", "{", "auto", "application/json", 400),
+    ("not JSON", "hello", "auto", "application/json", 400),
+    ("single quotes", "{'id': 'evt-1'}", "auto", "application/json", 400),
+    ("empty body", "", "auto", "application/json", 400),
+    ("binary garbage", b"\x00\xff\xfe\x01", "auto", "application/json", 400),
+    ("JSON null", "null", "auto", "application/json", 400),
+    ("JSON array", "[]", "auto", "application/json", 400),
+    ("JSON number", "42", "auto", "application/json", 400),
+    ("JSON string", '"kustomer.conversation.create"', "auto", "application/json", 400),
+    ("trailing garbage", json.dumps(envelope()) + "}", "auto", "application/json", 400),
+    ("text/plain", json.dumps(envelope()), "auto", "text/plain", 415),
+    ("form encoded", "id=evt-1", "auto", "application/x-www-form-urlencoded", 415),
+    ("multipart", "--x--", "auto", "multipart/form-data; boundary=x", 415),
+    ("no content type", json.dumps(envelope()), "auto", None, 415),
+    ("XML", "<id>evt-1</id>", "auto", "application/xml", 415),
+    ("missing signature", json.dumps(envelope()), None, "application/json", 401),
+    ("empty signature", json.dumps(envelope()), "", "application/json", 401),
+    (
+        "wrong secret",
+        json.dumps(envelope()),
+        sign(json.dumps(envelope()).encode(), OTHER_SECRET),
+        "application/json",
+        401,
+    ),
+    ("signature of another body", json.dumps(envelope()), sign(b"{}"), "application/json", 401),
+    ("signature not hex", json.dumps(envelope()), "not-a-signature", "application/json", 401),
+    (
+        "signature truncated",
+        json.dumps(envelope()),
+        sign(json.dumps(envelope()).encode())[:32],
+        "application/json",
+        401,
+    ),
+    (
+        "sha1 signature",
+        json.dumps(envelope()),
+        hmac.new(SECRET.encode(), b"x", hashlib.sha1).hexdigest(),
+        "application/json",
+        401,
+    ),
+    *[(f"shape: {name}", json.dumps(doc), "auto", "application/json", 400) for name, doc in _bad_shapes()],
+    (
+        "CSAT rating nine",
+        json.dumps(
+            {
+                **envelope(
+                    name="kustomer.conversation.update", satisfactionLevel={"status": "rated", "rating": 9}
+                ),
+                "changes": {
+                    "attributes": {"satisfactionLevel": {"op": "replace", "before": None, "after": {}}}
+                },
+            }
+        ),
+        "auto",
+        "application/json",
+        400,
+    ),
+    (
+        "CSAT rating is text",
+        json.dumps(
+            {
+                **envelope(
+                    name="kustomer.conversation.update",
+                    satisfactionLevel={"status": "rated", "rating": "five"},
+                ),
+                "changes": {
+                    "attributes": {"satisfactionLevel": {"op": "replace", "before": None, "after": {}}}
+                },
+            }
+        ),
+        "auto",
+        "application/json",
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "signature", "content_type", "status"),
+    [pytest.param(*row[1:], id=row[0]) for row in BAD_REQUESTS],
+)
+def test_a_bad_request_gets_a_clear_json_error_and_stores_nothing(
+    intake, body, signature, content_type, status
+):
+    response = post(intake, body, signature=signature, content_type=content_type)
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["status"] == status
+    assert error["message"]
+    assert counts(intake) == (0, 0)
+
+
+def test_a_body_over_one_mebibyte_is_refused_with_413(intake):
+    document = envelope()
+    document["data"]["attributes"]["name"] = "x" * (1024 * 1024)
+    response = post(intake, json.dumps(document))
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/webhooks/kustomer/00000000-0000-0000-0000-000000000000", 404),
+        ("/webhooks/kustomer/not-a-uuid", 404),
+        ("/webhooks/zendesk-typo/whatever", 404),
+    ],
+)
+def test_an_unknown_workspace_or_helpdesk_is_404_json(intake, path, status):
+    response = post(intake, json.dumps(envelope()), path=path)
+    assert response.status_code == status
+    assert response.get_json()["error"]["status"] == status
+
+
+def test_get_on_a_webhook_url_is_405_json(intake):
+    response = intake.test_client().get(f"/webhooks/kustomer/{intake.config['TEST_WORKSPACE_ID']}")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["status"] == 405
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "<script>alert(1)</script>",
+        "'; DROP TABLE workspaces; --",
+        "Ünïcødé 💬 ありがとう",
+        "\u202eRTL override",
+        "x" * 10_000,
+    ],
+    ids=["html", "sql", "unicode", "rtl", "long"],
+)
+def test_hostile_strings_are_stored_as_data(intake, subject):
+    response = post(intake, json.dumps(envelope(subject=subject)))
+    assert response.status_code == 202
+    with intake.app_context():
+        delivery = db.session.scalars(select(Delivery)).one()
+        assert delivery.fact["subject"] == subject
+
+
+def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
+    broken = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": tmp_path,
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        }
+    )
+    response = broken.test_client().post(
+        "/webhooks/kustomer/00000000-0000-0000-0000-000000000000",
+        data=json.dumps(envelope()),
+        content_type="application/json",
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"]
