@@ -6,6 +6,7 @@ import json
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
@@ -13,8 +14,8 @@ from app import helpdesks
 from app.extensions import db
 from app.models import User, Workspace, new_webhook_secret
 
-workspace_cli = click.Group("workspace", help="Create and inspect workspaces.")
-admin_cli = click.Group("admin", help="Manage admin accounts.")
+workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
+admin_cli = AppGroup("admin", help="Manage admin accounts.")
 
 
 def webhook_url(workspace: Workspace) -> str:

@@ -55,6 +55,7 @@ class Settings:
     delivery_lease_seconds: float = 120.0
     requeue_after_seconds: float = 60.0
     requeue_interval_seconds: float = 30.0
+    retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -80,6 +81,7 @@ class Settings:
             delivery_lease_seconds=_seconds(env, "DELIVERY_LEASE_SECONDS", 120.0),
             requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),
+            retry_base_seconds=_seconds(env, "RETRY_BASE_SECONDS", 5.0),
         )
 
     def as_flask_config(self) -> dict[str, object]:

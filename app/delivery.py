@@ -19,7 +19,6 @@ from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 5.0
 BACKOFF_CAP = 1800.0
 IDENTITY_RECHECK = 300.0
 CUSTOMER_CACHE = timedelta(minutes=5)
@@ -164,7 +163,8 @@ def _backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
             f"Gave up after {delivery.attempts} attempts over {age / 3600:.1f} h: {delivery.last_error}"
         )
         return Attempt(DeliveryStatus.DEAD)
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(delivery.attempts, 20))
+    base = current_app.config["RETRY_BASE_SECONDS"]
+    ceiling = min(BACKOFF_CAP, base * 2 ** min(delivery.attempts - 1, 20))
     return Attempt(DeliveryStatus.PENDING, random.uniform(ceiling / 2, ceiling))
 
 

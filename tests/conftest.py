@@ -11,6 +11,8 @@ from app import create_app
 from app.sandbox import klaviyo as klaviyo_sandbox
 from app.sandbox.serve import ServerThread
 
+pytest_plugins = ["tests.services"]
+
 SANDBOX_KEY = klaviyo_sandbox.DEFAULT_API_KEY
 REVISION = "2026-07-15"
 

@@ -115,10 +115,10 @@ class Service:
             command += ["--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"]
         else:
             command += ["--schedule", str(self.log_dir / f"{name}-schedule")]
-        handle = log_path.open("w")
-        process = subprocess.Popen(
-            command + (extra or []), cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
-        )
+        with log_path.open("w") as handle:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                command + (extra or []), cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
+            )
         self.processes.append(process)
         marker = "ready." if kind == "worker" else "beat: Starting"
         wait_until(
@@ -166,6 +166,7 @@ def service(
         "DELIVERY_LEASE_SECONDS": "8",
         "REQUEUE_AFTER_SECONDS": "3",
         "REQUEUE_INTERVAL_SECONDS": "1",
+        "RETRY_BASE_SECONDS": "0.5",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
