@@ -92,5 +92,8 @@ def create_user(email: str, password: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from app.demo import demo_command
+
     app.cli.add_command(workspace_cli)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(demo_command)
