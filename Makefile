@@ -31,7 +31,8 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m bench
+	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null) || true
+	$(BIN)/python -m tests.bench
 
 demo: install
 	$(BIN)/python -m app.run --demo
