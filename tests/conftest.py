@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ import requests
 from app import create_app
 from app.sandbox import klaviyo as klaviyo_sandbox
 from app.sandbox.serve import ServerThread
+from tests.contract import KlaviyoContract, spec_path
 
 pytest_plugins = ["tests.services"]
 
@@ -53,3 +55,14 @@ def klaviyo_headers() -> dict[str, str]:
         "Content-Type": "application/vnd.api+json",
         "Accept": "application/vnd.api+json",
     }
+
+
+@pytest.fixture(scope="session")
+def klaviyo_contract() -> KlaviyoContract:
+    """Klaviyo's OpenAPI spec, loaded once; CI always has it, elsewhere its absence skips the check."""
+    path = spec_path()
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Klaviyo's OpenAPI spec is missing at {path}; CI must have ../shared")
+        pytest.skip(f"Klaviyo's OpenAPI spec is not at {path} (set KLAVIYO_OPENAPI)")
+    return KlaviyoContract(path)

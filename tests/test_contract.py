@@ -1,0 +1,218 @@
+"""Every request we send to Klaviyo validates against its spec; the sandbox refuses only what it would."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from app import mapping
+from app.facts import Customer, Fact, Kind, MappingSettings
+from app.klaviyo import KlaviyoClient, KlaviyoError
+from tests.conftest import REVISION, SANDBOX_KEY
+from tests.contract import RecordingSession, spec_path
+
+NOTES = spec_path().with_name("NOTES.md")
+WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+CUSTOMER = Customer(
+    helpdesk_id="cust-1",
+    email=" Ada@Example.com",
+    phone="(415) 555-0132",
+    first_name="Ada",
+    last_name="Lovelace",
+    attributes={"tier": "gold", "lifetime orders": 7},
+)
+
+
+def facts() -> list[Fact]:
+    common = {"customer_id": "cust-1", "conversation_id": "conv-1", "subject": "Order?", "channel": "email"}
+    return [
+        Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=WHEN, org_name="acme", **common),
+        Fact(
+            kind=Kind.CONVERSATION_CLOSED,
+            occurred_at=WHEN,
+            discriminator=WHEN.isoformat(),
+            org_name="acme",
+            **common,
+        ),
+        Fact(
+            kind=Kind.CSAT_SUBMITTED, occurred_at=WHEN, rating=5, comment="Great", org_name="acme", **common
+        ),
+    ]
+
+
+@pytest.fixture
+def recorded(klaviyo) -> tuple[KlaviyoClient, RecordingSession]:
+    session = RecordingSession()
+    return KlaviyoClient(klaviyo.url, SANDBOX_KEY, session), session
+
+
+def test_every_request_our_client_sends_is_accepted_and_valid(klaviyo, klaviyo_contract, recorded):
+    client, session = recorded
+    settings = MappingSettings()
+    seeded = requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={
+            "lists": [{"name": "VIP", "members": ["ada@example.com"]}],
+            "segments": [{"name": "Engaged", "members": ["ada@example.com"]}],
+            "campaigns": [{"name": "Black Friday", "subject": "50% off", "recipients": ["ada@example.com"]}],
+        },
+        timeout=5,
+    ).json()
+    bodies = [mapping.event_body(fact, CUSTOMER, settings, "ws-1") for fact in facts()]
+    for body in bodies:
+        client.create_event(body)
+    client.import_profile(mapping.profile_body(CUSTOMER, settings))
+    client.bulk_create_events(mapping.bulk_events_body(bodies, backfill=True))
+    client.get_accounts()
+    profile = client.get_profiles(
+        'equals(email,"ada@example.com")', ["subscriptions", "predictive_analytics"]
+    )[0]
+    client.get(f"/api/profiles/{profile['id']}/lists")
+    client.get(f"/api/profiles/{profile['id']}/segments")
+    client.get("/api/lists")
+    client.get("/api/segments")
+    metrics = {m["attributes"]["name"]: m["id"] for m in client.paginate("/api/metrics")}
+    campaign_id = seeded["campaigns"]["Black Friday"]
+    client.get("/api/campaigns", {"filter": "equals(messages.channel,'email')"})
+    client.get(
+        "/api/campaigns", {"filter": f"and(equals(messages.channel,'email'),any(id,[\"{campaign_id}\"]))"}
+    )
+    received = f'and(equals(profile_id,"{profile["id"]}"),equals(metric_id,"{metrics["Received Email"]}"))'
+    client.get("/api/events", {"filter": received, "sort": "-datetime", "include": "attributions"})
+    assert len(session.sent) == 15
+    for request in session.sent:
+        klaviyo_contract.validate(request)
+
+
+def test_a_bulk_profile_import_job_and_its_errors_are_valid_requests(klaviyo, klaviyo_contract, recorded):
+    client, session = recorded
+    list_id = requests.post(
+        f"{klaviyo.url}/sandbox/seed", json={"lists": [{"name": "VIP"}]}, timeout=5
+    ).json()["lists"]["VIP"]
+    job = client.request(
+        "POST",
+        "/api/profile-bulk-import-jobs",
+        json={
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {
+                    "profiles": {"data": [{"type": "profile", "attributes": {"email": "ada@example.com"}}]}
+                },
+                "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+            }
+        },
+    ).json()
+    client.get(f"/api/profile-bulk-import-jobs/{job['data']['id']}")
+    client.get(f"/api/profile-bulk-import-jobs/{job['data']['id']}/import-errors")
+    for request in session.sent:
+        klaviyo_contract.validate(request)
+
+
+def _event(**attributes) -> dict:
+    base = {
+        "properties": {"conversationId": "conv-1"},
+        "metric": {"data": {"type": "metric", "attributes": {"name": "Kustomer Conversation Create"}}},
+        "profile": {"data": {"type": "profile", "attributes": {"email": "ada@example.com"}}},
+    }
+    base.update(attributes)
+    return {"data": {"type": "event", "attributes": {k: v for k, v in base.items() if v is not None}}}
+
+
+# (id, method, path, body or None, headers to drop, why Klaviyo refuses it)
+# "spec" means the OpenAPI spec itself refuses it; any other text is a rule quoted from NOTES.md.
+REFUSED = [
+    ("missing properties", "POST", "/api/events", _event(properties=None), (), "spec"),
+    ("missing metric", "POST", "/api/events", _event(metric=None), (), "spec"),
+    ("wrong data type", "POST", "/api/events", {"data": {"type": "profile", "attributes": {}}}, (), "spec"),
+    ("missing revision", "GET", "/api/lists", None, ("revision",), "`revision: 2026-07-15`"),
+    ("campaigns without a filter", "GET", "/api/campaigns", None, (), "spec"),
+    (
+        "phone not E.164",
+        "POST",
+        "/api/events",
+        _event(profile={"data": {"type": "profile", "attributes": {"phone_number": "415 555 0132"}}}),
+        (),
+        "phone_number (E.164)",
+    ),
+    (
+        "no identifier",
+        "POST",
+        "/api/events",
+        _event(profile={"data": {"type": "profile", "attributes": {"first_name": "Ada"}}}),
+        (),
+        "with at least one of email,",
+    ),
+    (
+        "401 properties",
+        "POST",
+        "/api/events",
+        _event(properties={f"p{i}": i for i in range(401)}),
+        (),
+        "at most 400 keys",
+    ),
+    (
+        "metric name of 128 characters",
+        "POST",
+        "/api/events",
+        _event(metric={"data": {"type": "metric", "attributes": {"name": "m" * 128}}}),
+        (),
+        "(under 128 characters)",
+    ),
+    (
+        "campaigns filtered without a channel",
+        "GET",
+        "/api/campaigns?filter=equals(name,'x')",
+        None,
+        (),
+        "requires a channel filter",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "dropped", "why"), [pytest.param(*r[1:], id=r[0]) for r in REFUSED]
+)
+def test_the_sandbox_refuses_only_what_klaviyo_refuses(
+    klaviyo, klaviyo_contract, method, path, body, dropped, why
+):
+    headers = {
+        "Authorization": f"Klaviyo-API-Key {SANDBOX_KEY}",
+        "revision": REVISION,
+        "Accept": "application/vnd.api+json",
+        "Content-Type": "application/vnd.api+json",
+    }
+    headers = {name: value for name, value in headers.items() if name not in dropped}
+    data = json.dumps(body) if body is not None else None
+    request = requests.Request(method, f"{klaviyo.url}{path}", headers=headers, data=data).prepare()
+    response = requests.Session().send(request, timeout=5)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["errors"][0]["detail"]
+    if why == "spec":
+        assert klaviyo_contract.errors(request), "the spec accepts this request, so Klaviyo would too"
+    else:
+        assert why in NOTES.read_text(), f"NOTES.md does not state the rule {why!r}"
+
+
+def test_a_request_the_spec_refuses_is_reported_with_its_reasons(klaviyo_contract):
+    bad = requests.Request(
+        "POST",
+        "http://127.0.0.1:1/api/events",
+        headers={
+            "Authorization": "Klaviyo-API-Key pk_x",
+            "revision": REVISION,
+            "Content-Type": "application/vnd.api+json",
+        },
+        data=json.dumps({"data": {"type": "event", "attributes": {"properties": {}}}}),
+    )
+    with pytest.raises(AssertionError, match="does not match Klaviyo's spec"):
+        klaviyo_contract.validate(bad)
+
+
+def test_client_errors_never_show_the_key(klaviyo):
+    client = KlaviyoClient(klaviyo.url, "pk_not_a_real_key_1234567890")
+    with pytest.raises(KlaviyoError) as raised:
+        client.get_accounts()
+    assert "pk_not_a_real_key" not in str(raised.value) + repr(raised.value) + repr(client)
