@@ -51,11 +51,12 @@ def _account(payload: dict[str, Any] | None = None) -> Account:
 
 @bp.post("/reset")
 def reset() -> Response:
-    """Forget all data, faults and counters; accounts and their keys stay."""
+    """Forget all data, faults and counters (rate limits too); accounts and their keys stay."""
     sandbox = _state()
     for account in sandbox.store.accounts.values():
         account.reset()
     sandbox.faults.clear()
+    sandbox.limiter.reset()
     sandbox.log.clear()
     return jsonify(status="reset")
 

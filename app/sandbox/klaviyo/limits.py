@@ -62,6 +62,10 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str, int], int] = {}
 
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = {}
+
     def limits(self, tier: str) -> tuple[int, int]:
         burst, steady = TIERS[tier]
         return max(1, round(burst * self.scale)), max(1, round(steady * self.scale))
