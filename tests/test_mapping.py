@@ -1,0 +1,184 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from app import mapping
+from app.facts import Customer, Fact, Kind, MappingSettings
+
+WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+ADA = Customer(helpdesk_id="cust-1", email=" Ada@Example.COM ", phone="(415) 555-0132", first_name="Ada")
+
+
+def fact(kind: Kind = Kind.CONVERSATION_CREATED, **overrides) -> Fact:
+    values = {
+        "kind": kind,
+        "occurred_at": WHEN,
+        "customer_id": "cust-1",
+        "conversation_id": "conv-1",
+        "subject": "Where is my order?",
+        "channel": "email",
+        "org_name": "acme",
+    }
+    values.update(overrides)
+    return Fact(**values)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        (" Ada@Example.COM ", "ada@example.com"),
+        ("ada@example", None),
+        ("not an email", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_emails_are_trimmed_lowercased_and_validated(raw, normalized):
+    assert mapping.normalize_email(raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("(415) 555-0132", "US", "+14155550132"),
+        ("+1 415-555-0132", "GB", "+14155550132"),
+        ("020 7946 0018", "GB", "+442079460018"),
+        ("07911 123456", "GB", "+447911123456"),
+        ("12", "US", None),
+        ("call me maybe", "US", None),
+        (None, "US", None),
+    ],
+)
+def test_phones_become_e164_in_the_workspace_region(raw, region, e164):
+    assert mapping.normalize_phone(raw, region) == e164
+
+
+@pytest.mark.parametrize(
+    ("rating", "threshold", "score"), [(5, 4, 1), (4, 4, 1), (3, 4, 0), (1, 4, 0), (3, 3, 1), (5, 5, 1)]
+)
+def test_the_score_is_1_at_or_above_the_threshold(rating, threshold, score):
+    assert mapping.csat_score(rating, threshold) == score
+
+
+def test_the_default_link_points_into_kustomer():
+    link = mapping.conversation_link(MappingSettings().link_template, "acme", "conv-1")
+    assert link == "https://acme.kustomerapp.com/app/conversations/conv-1"
+
+
+@pytest.mark.parametrize("template", ["https://x/{customer}", "https://x/{conversation_id", "{0}"])
+def test_a_link_template_with_unknown_placeholders_is_refused_clearly(template):
+    with pytest.raises(mapping.MappingError, match="template"):
+        mapping.check_link_template(template)
+
+
+def test_unique_ids_are_deterministic_and_differ_by_fact():
+    closed = fact(Kind.CONVERSATION_CLOSED, discriminator="2026-11-20T11:00:00+00:00")
+    assert mapping.unique_id("ws", "kustomer", closed) == mapping.unique_id("ws", "kustomer", closed)
+    ids = {
+        mapping.unique_id("ws", "kustomer", fact()),
+        mapping.unique_id("ws", "kustomer", closed),
+        mapping.unique_id(
+            "ws", "kustomer", fact(Kind.CONVERSATION_CLOSED, discriminator="2026-11-21T08:00:00+00:00")
+        ),
+        mapping.unique_id("ws", "kustomer", fact(Kind.CSAT_SUBMITTED, rating=5)),
+        mapping.unique_id("other-ws", "kustomer", fact()),
+        mapping.unique_id("ws", "kustomer", fact(conversation_id="conv-2")),
+    }
+    assert len(ids) == 6
+
+
+def test_a_created_conversation_maps_to_one_event_with_the_profile_inline():
+    body = mapping.event_body(fact(), ADA, MappingSettings(), "ws")
+    attributes = body["data"]["attributes"]
+    assert attributes["metric"]["data"]["attributes"]["name"] == "Kustomer Conversation Create"
+    assert attributes["properties"] == {
+        "conversationId": "conv-1",
+        "conversationLink": "https://acme.kustomerapp.com/app/conversations/conv-1",
+        "subject": "Where is my order?",
+        "conversationChannel": "email",
+    }
+    assert attributes["profile"]["data"]["attributes"] == {
+        "email": "ada@example.com",
+        "phone_number": "+14155550132",
+        "first_name": "Ada",
+    }
+    assert attributes["time"] == "2026-11-20T10:00:00+00:00"
+    assert attributes["unique_id"] == mapping.unique_id("ws", "kustomer", fact())
+
+
+@pytest.mark.parametrize(("rating", "score"), [(5, 1), (4, 1), (3, 0), (1, 0)])
+def test_a_csat_event_carries_rating_score_and_comment(rating, score):
+    body = mapping.event_body(
+        fact(Kind.CSAT_SUBMITTED, rating=rating, comment="Fast!"), ADA, MappingSettings(), "ws"
+    )
+    properties = body["data"]["attributes"]["properties"]
+    assert (properties["rating"], properties["score"], properties["comment"]) == (rating, score, "Fast!")
+    assert (
+        body["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
+        == "Kustomer Conversation CSAT Submitted"
+    )
+
+
+def test_metric_names_and_threshold_follow_the_workspace_settings():
+    settings = MappingSettings(
+        metric_names={"conversation_closed": "Support Ticket Closed"}, csat_threshold=5
+    )
+    assert (
+        mapping.event_body(fact(Kind.CONVERSATION_CLOSED), ADA, settings, "ws")["data"]["attributes"][
+            "metric"
+        ]["data"]["attributes"]["name"]
+        == "Support Ticket Closed"
+    )
+    csat = mapping.event_body(fact(Kind.CSAT_SUBMITTED, rating=4), ADA, settings, "ws")
+    assert csat["data"]["attributes"]["properties"]["score"] == 0
+
+
+def test_a_customer_without_a_valid_email_or_phone_cannot_be_mapped():
+    nobody = Customer(helpdesk_id="cust-2", email="nope", phone="12")
+    with pytest.raises(mapping.MappingError, match="no valid email address or phone number"):
+        mapping.event_body(fact(), nobody, MappingSettings(), "ws")
+
+
+def test_the_email_only_body_drops_the_phone_and_keeps_the_rest():
+    body = mapping.event_body(fact(), ADA, MappingSettings(), "ws")
+    narrowed = mapping.event_body_email_only(body)
+    assert "phone_number" not in narrowed["data"]["attributes"]["profile"]["data"]["attributes"]
+    assert "phone_number" in body["data"]["attributes"]["profile"]["data"]["attributes"]
+    assert narrowed["data"]["attributes"]["unique_id"] == body["data"]["attributes"]["unique_id"]
+
+
+def test_profile_properties_are_prefixed_and_never_external_id():
+    customer = Customer(
+        helpdesk_id="cust-1",
+        email="ada@example.com",
+        external_id="shop-42",
+        attributes={"tierStr": "gold", "lifetime orders": 7, "external_id": "x"},
+    )
+    body = mapping.profile_body(customer, MappingSettings())
+    attributes = body["data"]["attributes"]
+    assert "external_id" not in attributes
+    assert attributes["properties"] == {
+        "kustomer_tierStr": "gold",
+        "kustomer_lifetime_orders": 7,
+        "kustomer_external_id": "x",
+    }
+
+
+def test_bulk_groups_events_one_profile_per_entry_and_marks_backfill():
+    bodies = [
+        mapping.event_body(fact(), ADA, MappingSettings(), "ws"),
+        mapping.event_body(fact(Kind.CONVERSATION_CLOSED), ADA, MappingSettings(), "ws"),
+        mapping.event_body(
+            fact(customer_id="cust-2"),
+            Customer(helpdesk_id="cust-2", email="b@example.com"),
+            MappingSettings(),
+            "ws",
+        ),
+    ]
+    entries = mapping.bulk_events_body(bodies, backfill=True)["data"]["attributes"]["events-bulk-create"][
+        "data"
+    ]
+    assert [len(e["attributes"]["events"]["data"]) for e in entries] == [2, 1]
+    assert all(
+        event["attributes"]["backfill"] for e in entries for event in e["attributes"]["events"]["data"]
+    )
