@@ -31,6 +31,7 @@ class Attempt:
 
     status: str
     retry_in: float | None = None
+    note: str | None = None  # kept on a delivered row, e.g. a profile conflict worked around
 
 
 def http_session() -> requests.Session:
@@ -73,7 +74,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         delivery.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
     if attempt.status == DeliveryStatus.DELIVERED:
         delivery.delivered_at = utcnow()
-        delivery.last_error = None
+        delivery.last_error = attempt.note
     db.session.commit()
     return attempt
 
@@ -110,6 +111,7 @@ def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
     delivery.request_body = body
+    note = None
     try:
         try:
             call(client, body)
@@ -117,9 +119,7 @@ def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float
             if delivery.kind == Kind.CUSTOMER_UPSERTED.value or "email" not in _profile_attributes(body):
                 raise
             # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
-            delivery.last_error = (
-                f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
-            )
+            note = f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
             body = mapping.event_body_email_only(body)
             delivery.request_body = body
             call(client, body)
@@ -138,7 +138,7 @@ def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float
         return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
     delivery.response_status = 201 if delivery.kind == Kind.CUSTOMER_UPSERTED.value else 202
     delivery.response_body = None
-    return Attempt(DeliveryStatus.DELIVERED)
+    return Attempt(DeliveryStatus.DELIVERED, note=note)
 
 
 def _profile_attributes(body: dict) -> dict:

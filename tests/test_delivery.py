@@ -1,0 +1,199 @@
+"""One delivery against the Klaviyo sandbox: each of DESIGN.md's failure classes, as the log shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+from flask_migrate import upgrade
+
+from app import MIGRATIONS, create_app, delivery, outbox
+from app.extensions import db
+from app.helpdesks.kustomer import parse
+from app.models import Delivery, DeliveryStatus, Workspace
+from app.sandbox import kustomer as kustomer_sandbox
+from tests.conftest import SANDBOX_KEY
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'delivery.sqlite3'}")
+    monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
+    monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
+    monkeypatch.setenv("SECRET_KEY", "delivery-tests")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.helpdesk_key = kustomer_sandbox.DEFAULT_API_KEY
+        workspace.webhook_secret = "secret"
+        db.session.add(workspace)
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def workspace() -> Workspace:
+    return db.session.scalars(db.select(Workspace)).one()
+
+
+def receive(webhook: dict) -> list[int]:
+    recorded = outbox.record(workspace(), parse(webhook))
+    return recorded.delivery_ids + recorded.released_ids
+
+
+ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550132"}
+
+
+def conversation(number: int = 1, customer: str = "cust-ada") -> int:
+    receive(kustomer_sandbox.customer_changed(ADA)) if customer == "cust-ada" else None
+    [delivery_id] = receive(
+        kustomer_sandbox.conversation_created(f"conv-{number}", customer, "Where is my order?")
+    )
+    return delivery_id
+
+
+def settle(delivery_id: int) -> tuple[delivery.Attempt, Delivery]:
+    attempt = delivery.deliver(delivery_id)
+    row = db.session.get(Delivery, delivery_id)
+    db.session.refresh(row)
+    return attempt, row
+
+
+def faults(klaviyo, **settings) -> None:
+    requests.post(f"{klaviyo.url}/sandbox/faults", json=settings, timeout=5).raise_for_status()
+
+
+def klaviyo_events(klaviyo) -> list[dict]:
+    return requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
+
+
+def test_an_accepted_event_is_delivered_with_what_we_sent_kept(app, klaviyo):
+    attempt, row = settle(conversation())
+    assert attempt.status == row.status == DeliveryStatus.DELIVERED
+    assert row.response_status == 202
+    assert (
+        row.request_body["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
+        == "Kustomer Conversation Create"
+    )
+    assert [e["email"] for e in klaviyo_events(klaviyo)] == ["ada@example.com"]
+
+
+def test_a_delivered_event_is_not_sent_again(app, klaviyo):
+    delivery_id = conversation()
+    settle(delivery_id)
+    assert delivery.deliver(delivery_id) is None
+    assert requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["by_operation"]["create_event"] == 1
+
+
+def test_429_waits_for_retry_after_plus_jitter(app, klaviyo):
+    faults(klaviyo, throttle_seconds=5)
+    attempt, row = settle(conversation())
+    assert row.status == DeliveryStatus.PENDING
+    assert row.response_status == 429
+    assert 5 <= attempt.retry_in <= 7
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_rate": 1, "error_statuses": [503]},
+        {"error_rate": 1, "error_statuses": [502]},
+        {"drop_rate": 1},
+    ],
+)
+def test_server_errors_and_dropped_connections_back_off_then_go_dead_past_the_max_age(app, klaviyo, fault):
+    faults(klaviyo, **fault)
+    delivery_id = conversation()
+    attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.PENDING
+    assert attempt.retry_in > 0
+    workspace().settings = {"max_age_seconds": 0}
+    db.session.commit()
+    row.next_attempt_at = row.created_at
+    db.session.commit()
+    attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DEAD
+    assert "Gave up after 2 attempts" in row.last_error
+
+
+def test_a_request_klaviyo_refuses_fails_with_its_reason_and_is_not_retried(app, klaviyo):
+    workspace().settings = {"metric_names": {"conversation_created": "x" * 200}}
+    db.session.commit()
+    attempt, row = settle(conversation())
+    assert row.status == DeliveryStatus.FAILED
+    assert attempt.retry_in is None
+    assert "400" in row.last_error
+    assert "metric name" in row.last_error
+
+
+def test_a_refused_key_pauses_the_workspace_until_resumed(app, klaviyo):
+    workspace().klaviyo_key = "pk_revoked"
+    db.session.commit()
+    delivery_id = conversation()
+    _attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.PENDING
+    assert "Klaviyo refused the private key (401)" in workspace().paused_reason
+    while_paused = delivery.deliver(delivery_id)
+    assert (while_paused.status, while_paused.retry_in) == (DeliveryStatus.PENDING, None)
+    stats = requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()
+    assert stats["by_status"] == {"401": 1}, "nothing is sent while the workspace is paused"
+    workspace().klaviyo_key = SANDBOX_KEY
+    db.session.commit()
+    assert delivery_id in delivery.resume(workspace())
+    _, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+
+
+def test_a_duplicate_profile_conflict_is_sent_again_by_email_only(app, klaviyo):
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "ada@example.com"}, {"phone_number": "+14155550132"}]},
+        timeout=5,
+    ).raise_for_status()
+    _, row = settle(conversation())
+    assert row.status == DeliveryStatus.DELIVERED
+    assert "conflict" in row.last_error
+    assert "phone_number" not in row.request_body["data"]["attributes"]["profile"]["data"]["attributes"]
+    assert len(klaviyo_events(klaviyo)) == 1
+
+
+def test_a_customer_known_only_to_kustomer_is_looked_up(app, klaviyo, kustomer):
+    requests.post(
+        f"{kustomer.url}/sandbox/customers", json={"id": "cust-api", "email": "grace@example.com"}, timeout=5
+    )
+    _, row = settle(conversation(customer="cust-api"))
+    assert row.status == DeliveryStatus.DELIVERED
+    assert [e["email"] for e in klaviyo_events(klaviyo)] == ["grace@example.com"]
+
+
+def test_a_customer_without_email_or_phone_waits_and_goes_out_once_known(app, klaviyo):
+    delivery_id = conversation(customer="cust-later")
+    _attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.WAITING
+    assert "Waiting for customer cust-later" in row.last_error
+    released = receive(kustomer_sandbox.customer_changed({"id": "cust-later", "email": "late@example.com"}))
+    assert delivery_id in released
+    assert db.session.get(Delivery, delivery_id).status == DeliveryStatus.PENDING
+    _, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+
+
+def test_waiting_too_long_for_an_identity_fails_with_the_reason(app, klaviyo):
+    workspace().settings = {"identity_wait_seconds": 0}
+    db.session.commit()
+    _, row = settle(conversation(customer="cust-never"))
+    assert row.status == DeliveryStatus.FAILED
+    assert "neither an email address nor a phone number" in row.last_error
+
+
+def test_a_customer_webhook_upserts_the_profile_with_prefixed_properties(app, klaviyo):
+    [delivery_id] = receive(kustomer_sandbox.customer_changed({**ADA, "custom": {"tierStr": "gold"}}))
+    _, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+    [profile] = requests.get(f"{klaviyo.url}/sandbox/profiles", timeout=5).json()["profiles"]
+    assert profile["properties"] == {"kustomer_tierStr": "gold"}
+    assert profile["phone_number"] == "+14155550132"
