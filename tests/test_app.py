@@ -34,3 +34,29 @@ def test_a_bad_port_is_refused_with_a_clear_message(tmp_path):
 
 def test_create_app_reads_nothing_before_it_is_called():
     assert create_app({"TESTING": True}).config["TESTING"] is True
+
+
+def test_readyz_is_ready_when_the_database_and_redis_answer(tmp_path, monkeypatch, redis_url):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ready.sqlite3'}")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    response = create_app({"INSTANCE_PATH": tmp_path}).test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_readyz_is_503_when_redis_is_down(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ready.sqlite3'}")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
+    response = create_app({"INSTANCE_PATH": tmp_path}).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"].startswith("unavailable")
+
+
+def test_the_procfile_runs_web_worker_and_beat():
+    from app.run import procfile
+
+    commands = procfile()
+    assert commands["web"].startswith("gunicorn ")
+    assert '"app:create_app()"' in commands["web"]
+    assert commands["worker"].startswith("celery -A tasks.worker worker")
+    assert commands["beat"].startswith("celery -A tasks.worker beat")

@@ -1,0 +1,108 @@
+"""`flask workspace create` and `flask admin create-user`, and what they leave in the database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+
+from app import MIGRATIONS, create_app
+from app.extensions import db
+from app.models import User, Workspace
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_workspace_create_prints_the_webhook_url_and_secret(app):
+    result = app.test_cli_runner().invoke(
+        args=[
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--klaviyo-key",
+            "pk_live_0123456789abcdef",
+            "--helpdesk-key",
+            "kh_1",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["webhook_url"] == f"https://hooks.example.com/webhooks/kustomer/{created['id']}"
+    assert len(created["webhook_secret"]) >= 32
+
+
+def test_secrets_are_encrypted_at_rest_and_kept_out_of_listings(app, tmp_path):
+    result = app.test_cli_runner().invoke(
+        args=[
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--klaviyo-key",
+            "pk_live_0123456789abcdef",
+            "--webhook-secret",
+            "whsec-abcdef",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    raw = b"".join(
+        str(row).encode()
+        for row in sqlite3.connect(tmp_path / "cli.sqlite3").execute("SELECT * FROM workspaces")
+    )
+    assert b"pk_live_0123456789abcdef" not in raw
+    assert b"whsec-abcdef" not in raw
+    listed = app.test_cli_runner().invoke(args=["workspace", "list"]).output
+    assert "pk_live" not in listed
+    assert "whsec-abcdef" not in listed
+    with app.app_context():
+        workspace = db.session.scalars(db.select(Workspace)).one()
+        assert workspace.klaviyo_key == "pk_live_0123456789abcdef"
+        assert "pk_live" not in repr(workspace)
+
+
+def test_a_klaviyo_key_that_is_not_private_is_refused(app):
+    result = app.test_cli_runner().invoke(
+        args=["workspace", "create", "--name", "Acme", "--klaviyo-key", "public123"]
+    )
+    assert result.exit_code == 2
+    assert "starts with pk_" in result.output
+
+
+def test_create_user_stores_a_strong_hash_and_refuses_duplicates(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["admin", "create-user", "Ops@Example.com", "--password", "correct horse battery"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalars(db.select(User)).one()
+        assert user.email == "ops@example.com"
+        assert user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+        assert "correct horse" not in user.password_hash
+    again = runner.invoke(
+        args=["admin", "create-user", "ops@example.com", "--password", "correct horse battery"]
+    )
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+
+
+def test_a_short_password_is_refused(app):
+    result = app.test_cli_runner().invoke(
+        args=["admin", "create-user", "ops@example.com", "--password", "short"]
+    )
+    assert result.exit_code == 2
+    assert "12 characters" in result.output
