@@ -16,6 +16,7 @@ from app.models import User, Workspace, new_webhook_secret
 
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
 admin_cli = AppGroup("admin", help="Manage admin accounts.")
+secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
 
 
 def webhook_url(workspace: Workspace) -> str:
@@ -91,9 +92,25 @@ def create_user(email: str, password: str) -> None:
     click.echo(f"created admin {email}")
 
 
+@secrets_cli.command("reencrypt")
+def reencrypt() -> None:
+    """Re-encrypt every stored secret under SECRET_KEY, after the previous key moved to OLD_SECRET_KEYS."""
+    box = current_app.extensions["secret_box"]
+    count = 0
+    for workspace in db.session.scalars(select(Workspace)):
+        for column in ("klaviyo_key_encrypted", "helpdesk_key_encrypted", "webhook_secret_encrypted"):
+            token = getattr(workspace, column)
+            if token:
+                setattr(workspace, column, box.rotate(token))
+                count += 1
+    db.session.commit()
+    click.echo(f"re-encrypted {count} secrets; the old key can now leave OLD_SECRET_KEYS")
+
+
 def init_app(app: Flask) -> None:
     from app.demo import demo_command
 
     app.cli.add_command(workspace_cli)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(secrets_cli)
     app.cli.add_command(demo_command)

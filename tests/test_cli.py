@@ -106,3 +106,26 @@ def test_a_short_password_is_refused(app):
     )
     assert result.exit_code == 2
     assert "12 characters" in result.output
+
+
+def test_secrets_survive_a_secret_key_rotation(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'rotation.sqlite3'}")
+    monkeypatch.setenv("SECRET_KEY", "first-key")
+    before = create_app({"INSTANCE_PATH": tmp_path})
+    with before.app_context():
+        upgrade(directory=str(MIGRATIONS))
+    created = before.test_cli_runner().invoke(
+        args=["workspace", "create", "--name", "A", "--klaviyo-key", "pk_abc_123456"]
+    )
+    assert created.exit_code == 0, created.output
+    monkeypatch.setenv("SECRET_KEY", "second-key")
+    monkeypatch.setenv("OLD_SECRET_KEYS", "first-key")
+    during = create_app({"INSTANCE_PATH": tmp_path})
+    result = during.test_cli_runner().invoke(args=["secrets", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 2 secrets" in result.output
+    monkeypatch.delenv("OLD_SECRET_KEYS")
+    after = create_app({"INSTANCE_PATH": tmp_path})
+    with after.app_context():
+        assert db.session.scalars(db.select(Workspace)).one().klaviyo_key == "pk_abc_123456"
+        db.engine.dispose()

@@ -314,3 +314,45 @@ def test_faults_and_a_killed_worker_neither_lose_nor_double_an_event(service, kl
     assert stats["by_status"].get("503", 0) + stats["by_status"].get("500", 0) > 0, (
         "the faults were really injected"
     )
+
+
+def test_a_good_webhook_after_every_bad_one_still_arrives(service, klaviyo):
+    from tests.test_webhooks import BAD_REQUESTS
+
+    workspace_id, secret = create_workspace(service)
+    client = service.app.test_client()
+    url = f"/webhooks/kustomer/{workspace_id}"
+    for name, body, signature, content_type, status in BAD_REQUESTS:
+        body = body.encode() if isinstance(body, str) else body
+        if signature == "auto":
+            signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {"X-Kustomer-Webhook-Signature": signature} if signature is not None else {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        response = client.post(url, data=body, headers=headers)
+        assert response.status_code == status, name
+    service.start("worker")
+    good = _conversation(
+        "evt-good",
+        "kustomer.conversation.create",
+        "conv-good",
+        "cust-0",
+        None,
+        status="open",
+        createdAt=_stamp(1),
+    )
+    good["data"]["relationships"] = {"customer": {"data": {"type": "customer", "id": "cust-0"}}}
+    send(service, workspace_id, secret, _customer_webhook())
+    assert send(service, workspace_id, secret, good) == 202
+    wait_until(lambda: open_deliveries(service) == 0, 60, message="the good webhook to be delivered")
+    assert [e["properties"]["conversationId"] for e in klaviyo_events(klaviyo)] == ["conv-good"]
+
+
+def _customer_webhook() -> dict:
+    return {
+        "id": "evt-cust-0",
+        "name": "kustomer.customer.create",
+        "createdAt": _stamp(0),
+        "data": {"type": "customer", "id": "cust-0", "attributes": _customer_attributes(0)},
+        "changes": None,
+    }
