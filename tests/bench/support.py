@@ -140,7 +140,9 @@ def wrk(url: str, lua_env: dict[str, str], *, connections: int, seconds: int, th
     out = result.stdout
     if "     99%" not in out:
         raise RuntimeError(f"wrk gave no latency figures:\n{out}\n{result.stderr}")
-    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.MULTILINE))
+    if "99" not in percentiles:
+        raise RuntimeError(f"wrk's latency figures did not parse:\n{out!r}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
