@@ -89,7 +89,7 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
             if customer is None or not customer.identifiable:
                 return _fail(delivery, "The customer has neither an email address nor a phone number.")
             body = mapping.profile_body(customer, settings)
-            return _send(workspace, delivery, body, lambda client, b: client.import_profile(b), age)
+            return _send(workspace, delivery, "/api/profile-import", body, age)
         customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
         if customer is None or not customer.identifiable:
             return _wait_for_identity(workspace, delivery, age)
@@ -103,10 +103,10 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
     except helpdesks.HelpdeskUnavailable as error:
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
         return _backoff(workspace, delivery, age)
-    return _send(workspace, delivery, body, lambda client, b: client.create_event(b), age)
+    return _send(workspace, delivery, "/api/events", body, age)
 
 
-def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float) -> Attempt:
+def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float) -> Attempt:
     client = klaviyo.KlaviyoClient(
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
@@ -114,17 +114,19 @@ def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float
     note = None
     try:
         try:
-            call(client, body)
+            response = client.request("POST", path, json=body)
         except klaviyo.DuplicateProfile as conflict:
-            if delivery.kind == Kind.CUSTOMER_UPSERTED.value or "email" not in _profile_attributes(body):
+            if "email" not in _profile_attributes(body):
                 raise
             # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
             note = f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
-            body = mapping.event_body_email_only(body)
+            body = mapping.email_only(body)
             delivery.request_body = body
-            call(client, body)
+            response = client.request("POST", path, json=body)
     except klaviyo.RateLimited as error:
         _record_response(delivery, error)
+        if age >= workspace.setting("max_age_seconds"):
+            return _backoff(workspace, delivery, age)
         return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))
     except (klaviyo.ServerError, klaviyo.TransportError) as error:
         _record_response(delivery, error)
@@ -136,13 +138,14 @@ def _send(workspace: Workspace, delivery: Delivery, body: dict, call, age: float
     except klaviyo.KlaviyoError as error:
         _record_response(delivery, error)
         return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
-    delivery.response_status = 201 if delivery.kind == Kind.CUSTOMER_UPSERTED.value else 202
-    delivery.response_body = None
+    delivery.response_status = response.status_code
+    delivery.response_body = response.text[:2000] or None
     return Attempt(DeliveryStatus.DELIVERED, note=note)
 
 
 def _profile_attributes(body: dict) -> dict:
-    return body["data"]["attributes"]["profile"]["data"]["attributes"]
+    attributes = body["data"]["attributes"]
+    return attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
 
 
 def _record_response(delivery: Delivery, error: klaviyo.KlaviyoError) -> None:

@@ -125,10 +125,11 @@ def event_body(
     }
 
 
-def event_body_email_only(body: dict[str, Any]) -> dict[str, Any]:
-    """The same event identified by email alone (after Klaviyo found email and phone on two profiles)."""
+def email_only(body: dict[str, Any]) -> dict[str, Any]:
+    """The same event or profile write identified by email alone (email and phone were on two profiles)."""
     narrowed = copy.deepcopy(body)
-    profile = narrowed["data"]["attributes"]["profile"]["data"]["attributes"]
+    attributes = narrowed["data"]["attributes"]
+    profile = attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
     profile.pop("phone_number", None)
     return narrowed
 

@@ -49,7 +49,8 @@ ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com", "ph
 
 
 def conversation(number: int = 1, customer: str = "cust-ada") -> int:
-    receive(kustomer_sandbox.customer_changed(ADA)) if customer == "cust-ada" else None
+    if customer == "cust-ada":
+        receive(kustomer_sandbox.customer_changed(ADA))
     [delivery_id] = receive(
         kustomer_sandbox.conversation_created(f"conv-{number}", customer, "Where is my order?")
     )
@@ -197,3 +198,25 @@ def test_a_customer_webhook_upserts_the_profile_with_prefixed_properties(app, kl
     [profile] = requests.get(f"{klaviyo.url}/sandbox/profiles", timeout=5).json()["profiles"]
     assert profile["properties"] == {"kustomer_tierStr": "gold"}
     assert profile["phone_number"] == "+14155550132"
+
+
+def test_a_profile_conflict_on_a_customer_webhook_is_sent_again_by_email_only(app, klaviyo):
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "ada@example.com"}, {"phone_number": "+14155550132"}]},
+        timeout=5,
+    ).raise_for_status()
+    [delivery_id] = receive(kustomer_sandbox.customer_changed(ADA))
+    _, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+    assert row.response_status == 200
+    assert "conflict" in row.last_error
+
+
+def test_throttling_past_the_max_age_ends_dead_not_pending_forever(app, klaviyo):
+    faults(klaviyo, throttle_seconds=30)
+    workspace().settings = {"max_age_seconds": 0}
+    db.session.commit()
+    _, row = settle(conversation())
+    assert row.status == DeliveryStatus.DEAD
+    assert row.response_status == 429

@@ -141,7 +141,7 @@ def test_a_customer_without_a_valid_email_or_phone_cannot_be_mapped():
 
 def test_the_email_only_body_drops_the_phone_and_keeps_the_rest():
     body = mapping.event_body(fact(), ADA, MappingSettings(), "ws")
-    narrowed = mapping.event_body_email_only(body)
+    narrowed = mapping.email_only(body)
     assert "phone_number" not in narrowed["data"]["attributes"]["profile"]["data"]["attributes"]
     assert "phone_number" in body["data"]["attributes"]["profile"]["data"]["attributes"]
     assert narrowed["data"]["attributes"]["unique_id"] == body["data"]["attributes"]["unique_id"]
@@ -182,3 +182,8 @@ def test_bulk_groups_events_one_profile_per_entry_and_marks_backfill():
     assert all(
         event["attributes"]["backfill"] for e in entries for event in e["attributes"]["events"]["data"]
     )
+
+
+def test_the_email_only_profile_drops_the_phone():
+    body = mapping.profile_body(ADA, MappingSettings())
+    assert mapping.email_only(body)["data"]["attributes"] == {"email": "ada@example.com", "first_name": "Ada"}
