@@ -42,11 +42,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     from app.crypto import SecretBox
-    from app.extensions import celery_init_app, db, migrate
+    from app.extensions import celery_init_app, db, migrate, redis_client
+    from app.ratelimit import Limiter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     app.extensions["secret_box"] = SecretBox(app.config["SECRET_KEY"], app.config.get("OLD_SECRET_KEYS", ()))
+    app.extensions["limiter"] = Limiter(redis_client(app) if app.config.get("REDIS_URL") else None)
     celery_init_app(app)
 
     from app import cli, errors, health, webhooks

@@ -11,7 +11,7 @@ import requests
 from flask import current_app
 from sqlalchemy import or_, select, update
 
-from app import helpdesks, klaviyo, mapping
+from app import helpdesks, klaviyo, mapping, ratelimit
 from app.extensions import db
 from app.facts import Customer as CustomerFact
 from app.facts import Kind, fact_from_dict
@@ -111,6 +111,12 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
     delivery.request_body = body
+    limiter: ratelimit.Limiter = current_app.extensions["limiter"]
+    account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", path)
+    wait = limiter.acquire(account, tier)
+    if wait > 0:
+        delivery.attempts -= 1  # waiting for our share of the account's quota is not a failed try
+        return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
     note = None
     try:
         try:
@@ -125,6 +131,7 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
             response = client.request("POST", path, json=body)
     except klaviyo.RateLimited as error:
         _record_response(delivery, error)
+        limiter.pause(account, tier, error.retry_after)
         if age >= workspace.setting("max_age_seconds"):
             return _backoff(workspace, delivery, age)
         return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import requests
 from flask_migrate import upgrade
+from redis import Redis
 
-from app import MIGRATIONS, create_app, delivery, outbox
+from app import MIGRATIONS, create_app, delivery, outbox, ratelimit
 from app.extensions import db
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, Workspace
@@ -17,7 +18,9 @@ from tests.conftest import SANDBOX_KEY
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer):
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer, redis_url):
+    Redis.from_url(redis_url).flushdb()
+    monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'delivery.sqlite3'}")
     monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
     monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
@@ -220,3 +223,31 @@ def test_throttling_past_the_max_age_ends_dead_not_pending_forever(app, klaviyo)
     _, row = settle(conversation())
     assert row.status == DeliveryStatus.DEAD
     assert row.response_status == 429
+
+
+def test_a_429_pauses_the_account_for_every_process_until_retry_after(app, klaviyo):
+    faults(klaviyo, throttle_seconds=3)
+    settle(conversation(1))
+    faults(klaviyo)  # Klaviyo is fine again, but Retry-After has not passed
+    second, row = settle(conversation(2))
+    assert row.status == DeliveryStatus.PENDING
+    assert row.response_status is None, "the second one waited without calling Klaviyo"
+    assert 1 <= second.retry_in <= 4
+    stats = requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()
+    assert stats["by_status"] == {"429": 1}
+
+
+def test_the_shared_limiter_holds_deliveries_back_at_the_accounts_burst_limit(app, klaviyo, redis_url):
+    frozen = 1_900_000_000.25  # one instant, so that every slot below falls in the same second
+    limiter = ratelimit.Limiter(Redis.from_url(redis_url), clock=lambda: frozen)
+    app.extensions["limiter"] = limiter
+    account = ratelimit.account_key(SANDBOX_KEY)
+    burst, _ = limiter.limits("XL")
+    assert [limiter.acquire(account, "XL") for _ in range(burst)] == [0.0] * burst
+    attempt, row = settle(conversation())
+    assert row.status == DeliveryStatus.PENDING
+    assert 0.75 <= attempt.retry_in <= 1.0
+    assert row.attempts == 0, "waiting for our share of the quota is not a failed try"
+    assert (
+        "create_event" not in requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["by_operation"]
+    )

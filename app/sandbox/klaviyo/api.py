@@ -463,10 +463,23 @@ def get_events() -> Response:
     if sort not in ("datetime", "-datetime", "timestamp", "-timestamp"):
         raise invalid(f"Invalid sort field {sort!r}.", parameter="sort")
     found.sort(key=lambda item: item.time, reverse=sort.startswith("-"))
-    document = resources.page(found, resources.event, 200, 200)
-    if "attributions" in request.args.get("include", ""):
-        shown = {item["id"] for item in document["data"]}
-        document["included"] = [resources.attribution(e) for e in found if e.id in shown and e.campaign_id]
+    document = resources.page(found, resources.event, 200, 1000)
+    included = set(filter(None, request.args.get("include", "").split(",")))
+    if included - {"attributions", "metric", "profile"}:
+        raise invalid(f"Invalid include {request.args['include']!r}.", parameter="include")
+    shown = [item for item in found if item.id in {entry["id"] for entry in document["data"]}]
+    extra = []
+    if "attributions" in included:
+        extra += [resources.attribution(item) for item in shown if item.campaign_id]
+    if "metric" in included:
+        created = now() - timedelta(days=30)
+        metric_ids = dict.fromkeys(item.metric_id for item in shown)
+        extra += [resources.metric(mid, account.metric_names[mid], created) for mid in metric_ids]
+    if "profile" in included:
+        profile_ids = dict.fromkeys(item.profile_id for item in shown)
+        extra += [resources.profile(account.profiles[pid]) for pid in profile_ids]
+    if included:
+        document["included"] = extra
     return _jsonapi(document)
 
 

@@ -1,0 +1,115 @@
+"""Klaviyo's rate limits, shared through Redis by every web and worker process on the same account.
+
+Klaviyo counts requests per account and tier in a 1 s burst window and a 60 s steady window
+(`x-klaviyo-ratelimit` in its spec). We count the same way before sending, so that together our
+processes stay under the limits; a 429 anyway (someone else on the key) pauses that account and
+tier for every process until `Retry-After` has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# (burst per second, steady per minute) per tier, from Klaviyo's OpenAPI spec.
+TIERS: dict[str, tuple[int, int]] = {
+    "XS": (1, 15),
+    "S": (3, 60),
+    "M": (10, 150),
+    "L": (75, 750),
+    "XL": (350, 3500),
+}
+
+# The tier of each call this service makes: (method, path with ids replaced by "{id}").
+TIER_OF: dict[tuple[str, str], str] = {
+    ("POST", "/api/events"): "XL",
+    ("GET", "/api/events"): "XL",
+    ("POST", "/api/event-bulk-create-jobs"): "M",
+    ("POST", "/api/profile-import"): "L",
+    ("POST", "/api/profile-bulk-import-jobs"): "M",
+    ("GET", "/api/profile-bulk-import-jobs/{id}"): "M",
+    ("GET", "/api/profiles"): "L",
+    ("GET", "/api/profiles/{id}/lists"): "S",
+    ("GET", "/api/profiles/{id}/segments"): "S",
+    ("GET", "/api/lists"): "L",
+    ("GET", "/api/segments"): "L",
+    ("GET", "/api/campaigns"): "M",
+    ("GET", "/api/metrics"): "M",
+    ("GET", "/api/accounts"): "XS",
+}
+
+_ACQUIRE = """
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return paused end
+local burst = tonumber(redis.call('GET', KEYS[1]) or '0')
+local steady = tonumber(redis.call('GET', KEYS[2]) or '0')
+if steady >= tonumber(ARGV[2]) then return tonumber(ARGV[4]) end
+if burst >= tonumber(ARGV[1]) then return tonumber(ARGV[3]) end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], 2000)
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 120000)
+return 0
+"""
+
+
+def account_key(api_key: str) -> str:
+    """Who owns a quota: the private key's account, named without revealing the key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def tier_for(method: str, path: str) -> str:
+    parts = path.split("?", 1)[0].split("/")
+    if len(parts) > 3 and parts[3] not in ("", "lists", "segments"):
+        parts[3] = "{id}"
+    return TIER_OF.get((method, "/".join(parts)), "M")
+
+
+class Limiter:
+    """Takes a slot in the current windows of an account's tier, or says how long to wait for one."""
+
+    def __init__(self, redis: Redis | None, fraction: float = 1.0, clock=time.time) -> None:
+        self.redis = redis
+        self.fraction = fraction
+        self._clock = clock
+        self._script = redis.register_script(_ACQUIRE) if redis is not None else None
+
+    def limits(self, tier: str) -> tuple[int, int]:
+        burst, steady = TIERS[tier]
+        return max(1, int(burst * self.fraction)), max(1, int(steady * self.fraction))
+
+    def acquire(self, account: str, tier: str) -> float:
+        """0 when the call may go now; else the seconds until a slot can free up."""
+        if self._script is None:
+            return 0.0
+        now = self._clock()
+        second, minute = int(now), int(now // 60)
+        burst, steady = self.limits(tier)
+        keys = [
+            f"rl:{account}:{tier}:s:{second}",
+            f"rl:{account}:{tier}:m:{minute}",
+            f"rl:{account}:{tier}:pause",
+        ]
+        left_in_second = max(1, int((second + 1 - now) * 1000))
+        left_in_minute = max(1, int(((minute + 1) * 60 - now) * 1000))
+        try:
+            wait_ms = self._script(keys=keys, args=[burst, steady, left_in_second, left_in_minute])
+        except RedisError as error:  # without Redis nothing is shared; Klaviyo's own 429s still hold us back
+            log.warning("rate limiter unavailable (%s): sending without it", type(error).__name__)
+            return 0.0
+        return wait_ms / 1000
+
+    def pause(self, account: str, tier: str, seconds: float) -> None:
+        """Klaviyo said 429: nobody on this account and tier sends for `seconds`."""
+        if self.redis is None:
+            return
+        try:
+            self.redis.set(f"rl:{account}:{tier}:pause", 1, px=max(1, int(seconds * 1000)))
+        except RedisError as error:
+            log.warning("could not share a Klaviyo pause (%s)", type(error).__name__)
