@@ -51,11 +51,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["limiter"] = Limiter(redis_client(app) if app.config.get("REDIS_URL") else None)
     celery_init_app(app)
 
-    from app import cli, errors, health, webhooks
+    from app import cli, errors, health, insight, webhooks
 
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(insight.bp)
     cli.init_app(app)
     return app
 

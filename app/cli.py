@@ -70,6 +70,50 @@ def create_workspace(
     click.echo(json.dumps(describe(workspace, with_secret=True)))
 
 
+def _workspace(workspace_id: str) -> Workspace:
+    workspace = db.session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise click.ClickException(f"no workspace has the id {workspace_id}")
+    return workspace
+
+
+@workspace_cli.command("card-url")
+@click.argument("workspace_id")
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--customer-id", default=None, help="The helpdesk's customer id.")
+@click.option("--expires-in", default=3600, show_default=True, help="Seconds the link stays valid.")
+def card_url(
+    workspace_id: str, email: str | None, phone: str | None, customer_id: str | None, expires_in: int
+) -> None:
+    """Print a signed link to one customer's insight card."""
+    from app.insight import signed_url
+
+    given = [
+        (kind, value)
+        for kind, value in (("email", email), ("phone", phone), ("customer_id", customer_id))
+        if value
+    ]
+    if len(given) != 1:
+        raise click.UsageError("name the customer with exactly one of --email, --phone or --customer-id")
+    workspace = _workspace(workspace_id)
+    url = signed_url(workspace, *given[0], expires_in)
+    db.session.commit()  # a workspace's card token is made on first use
+    click.echo(url)
+
+
+@workspace_cli.command("card-token")
+@click.argument("workspace_id")
+@click.option("--rotate", is_flag=True, help="Make a new token; links with the old one stop working.")
+def card_token(workspace_id: str, rotate: bool) -> None:
+    """Print the card URL template to paste into the helpdesk's sidebar, with the workspace's card token."""
+    workspace = _workspace(workspace_id)
+    token = workspace.rotate_card_token() if rotate else workspace.card_token
+    db.session.commit()
+    base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
+    click.echo(f"{base}?token={token}&customer_id={{{{customer.id}}}}")
+
+
 @workspace_cli.command("list")
 def list_workspaces() -> None:
     """Print every workspace as a JSON line (no secrets)."""

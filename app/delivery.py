@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class Attempt:
     status: str
     retry_in: float | None = None
     note: str | None = None  # kept on a delivered row, e.g. a profile conflict worked around
+    prewarm: tuple[str, str, str] | None = None  # (workspace, email or phone, value) of a card to fetch now
 
 
 def http_session() -> requests.Session:
@@ -75,6 +77,12 @@ def deliver(delivery_id: int) -> Attempt | None:
     if attempt.status == DeliveryStatus.DELIVERED:
         delivery.delivered_at = utcnow()
         delivery.last_error = attempt.note
+        if delivery.kind == Kind.CONVERSATION_CREATED.value:  # an agent is about to open this customer's card
+            profile = _profile_attributes(delivery.request_body)
+            kind, value = (
+                ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
+            )
+            attempt = dataclasses.replace(attempt, prewarm=(workspace.id, kind, value))
     db.session.commit()
     return attempt
 

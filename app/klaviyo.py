@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+from app.ratelimit import Limiter, account_key, tier_for
 
 REVISION = "2026-07-15"
 JSON_API = "application/vnd.api+json"
@@ -122,12 +125,18 @@ class KlaviyoClient:
     """One Klaviyo account's API, reached through a shared `requests.Session`."""
 
     def __init__(
-        self, base_url: str, api_key: str, session: requests.Session | None = None, timeout: float = 10.0
+        self,
+        base_url: str,
+        api_key: str,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        limiter: Limiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.limiter = limiter
 
     def __repr__(self) -> str:
         return f"<KlaviyoClient {self.base_url}>"
@@ -145,6 +154,10 @@ class KlaviyoClient:
     ) -> requests.Response:
         """Send one request; the 2xx response, else the matching KlaviyoError."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
+        if self.limiter is not None:
+            wait = self.limiter.acquire(account_key(self._api_key), tier_for(method, urlsplit(url).path))
+            if wait > 0:
+                raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
         try:
             response = self.session.request(
                 method, url, json=json, params=params, headers=self._headers(), timeout=self.timeout

@@ -47,6 +47,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "phone_region": "US",
     "identity_wait_seconds": 6 * 3600,
     "max_age_seconds": 24 * 3600,
+    "card_cache_seconds": 600,
+    "card_frame_ancestors": "https://*.kustomerapp.com",
 }
 
 
@@ -62,6 +64,7 @@ class Workspace(db.Model):
     helpdesk_key_encrypted: Mapped[str | None] = mapped_column(Text)
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
     secret_header: Mapped[str | None] = mapped_column(String(100))
+    card_token_encrypted: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -90,6 +93,17 @@ class Workspace(db.Model):
     @webhook_secret.setter
     def webhook_secret(self, value: str) -> None:
         self.webhook_secret_encrypted = secret_box().encrypt(value)
+
+    @property
+    def card_token(self) -> str:
+        """The token that opens this workspace's cards; made on first use."""
+        if not self.card_token_encrypted:
+            self.card_token_encrypted = secret_box().encrypt(secrets.token_urlsafe(24))
+        return secret_box().decrypt(self.card_token_encrypted)
+
+    def rotate_card_token(self) -> str:
+        self.card_token_encrypted = None
+        return self.card_token
 
     def setting(self, name: str) -> Any:
         return (self.settings or {}).get(name, DEFAULT_SETTINGS[name])

@@ -9,6 +9,7 @@ from celery import shared_task
 from flask import current_app
 
 from app import delivery, outbox
+from tasks.insight import refresh_card
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,12 @@ log = logging.getLogger(__name__)
 )
 def deliver(delivery_id: int) -> None:
     attempt = delivery.deliver(delivery_id)
-    if attempt is not None and attempt.retry_in is not None:
+    if attempt is None:
+        return
+    if attempt.retry_in is not None:
         deliver.apply_async(args=[delivery_id], countdown=attempt.retry_in)
+    if attempt.prewarm is not None:
+        refresh_card.delay(*attempt.prewarm)
 
 
 @shared_task(name="deliveries.requeue_stale", ignore_result=True, expires=30)
