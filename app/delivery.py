@@ -11,6 +11,7 @@ from datetime import timedelta
 import requests
 from flask import current_app
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import helpdesks, klaviyo, mapping, ratelimit
 from app.extensions import db
@@ -69,7 +70,16 @@ def deliver(delivery_id: int) -> Attempt | None:
     delivery = db.session.get(Delivery, delivery_id)
     workspace = db.session.get(Workspace, delivery.workspace_id)
     # a paused workspace's deliveries wait; resuming it enqueues them again
-    attempt = Attempt(DeliveryStatus.PENDING) if workspace.paused_reason else _attempt(workspace, delivery)
+    try:
+        attempt = (
+            Attempt(DeliveryStatus.PENDING) if workspace.paused_reason else _attempt(workspace, delivery)
+        )
+    except Exception as error:  # a bug or an outage of ours must not hold the lease until it expires
+        log.exception("delivery %s: unexpected error", delivery_id)
+        db.session.rollback()
+        delivery = db.session.get(Delivery, delivery_id)
+        delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
+        attempt = _backoff(workspace, delivery, (utcnow() - delivery.created_at).total_seconds())
     delivery.status = attempt.status
     delivery.lease_until = None
     if attempt.retry_in is not None:
@@ -238,8 +248,7 @@ def resolve_customer(
     helpdesk = helpdesks.get(workspace.helpdesk)
     fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
     if row is None:
-        row = Customer(workspace_id=workspace.id, helpdesk_id=customer_id)
-        db.session.add(row)
+        row = _new_customer_row(workspace.id, customer_id)
     row.fetched_at = utcnow()
     if fetched is not None:
         row.email, row.phone = fetched.email, fetched.phone
@@ -248,6 +257,19 @@ def resolve_customer(
         row.source_updated_at = fetched.updated_at
     db.session.flush()
     return _as_fact(row)
+
+
+def _new_customer_row(workspace_id: str, customer_id: str) -> Customer:
+    """A stored customer row, or the one another worker looking up the same customer just made."""
+    try:
+        with db.session.begin_nested():
+            row = Customer(workspace_id=workspace_id, helpdesk_id=customer_id)
+            db.session.add(row)
+    except IntegrityError:
+        row = db.session.scalar(
+            select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id)
+        )
+    return row
 
 
 def pause(workspace: Workspace, reason: str) -> None:

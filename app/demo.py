@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
+from app.insight import signed_url
 from app.models import Workspace, new_webhook_secret
 from app.sandbox import klaviyo as klaviyo_sandbox
 from app.sandbox import kustomer as kustomer_sandbox
@@ -53,6 +54,7 @@ def demo_command(timeout: float) -> None:
     grace = {"id": f"cust-grace-{run}", "name": "Grace Hopper", "email": f"grace.{run}@example.com"}
     # Grace is known only to the Kustomer API: the worker looks her up there.
     requests.post(f"{kustomer_url}/sandbox/customers", json=[grace], timeout=5).raise_for_status()
+    _seed_marketing(klaviyo_url, ada["email"])
     first, second = f"conv-{run}-1", f"conv-{run}-2"
     webhooks = [
         kustomer_sandbox.customer_changed(ada),
@@ -87,3 +89,19 @@ def demo_command(timeout: float) -> None:
         raise click.ClickException(
             "not every event arrived in time: is the worker running? see the delivery log"
         )
+    card = signed_url(workspace, "email", ada["email"], expires_in=24 * 3600)
+    db.session.commit()  # the workspace's card token is made on first use
+    click.echo(f"\nAda's insight card, as an agent sees it in the sidebar (valid 24 h):\n  {card}")
+
+
+def _seed_marketing(klaviyo_url: str, email: str) -> None:
+    """Lists, a segment and campaigns for the demo customer, so that her card has something to show."""
+    document = {
+        "lists": [{"name": "Newsletter", "members": [email]}],
+        "segments": [{"name": "Engaged in the last 30 days", "members": [email]}],
+        "campaigns": [
+            {"name": "Black Friday preview", "recipients": [{"email": email, "opened": True}]},
+            {"name": "Autumn lookbook", "recipients": [email]},
+        ],
+    }
+    requests.post(f"{klaviyo_url}/sandbox/seed", json=document, timeout=5).raise_for_status()

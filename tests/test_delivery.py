@@ -12,7 +12,7 @@ from redis import Redis
 from app import MIGRATIONS, create_app, delivery, outbox, ratelimit
 from app.extensions import db
 from app.helpdesks.kustomer import parse
-from app.models import Delivery, DeliveryStatus, Workspace
+from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
 from app.sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
 
@@ -251,3 +251,35 @@ def test_the_shared_limiter_holds_deliveries_back_at_the_accounts_burst_limit(ap
     assert (
         "create_event" not in requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["by_operation"]
     )
+
+
+def test_a_customer_row_another_worker_made_meanwhile_is_reused(app):
+    with db.engine.begin() as other_worker:
+        other_worker.execute(
+            Customer.__table__.insert().values(
+                workspace_id=workspace().id, helpdesk_id="cust-grace", attributes={}, fetched_at=utcnow()
+            )
+        )
+    row = delivery._new_customer_row(workspace().id, "cust-grace")
+    assert row.id is not None
+    assert db.session.scalars(db.select(Customer).filter_by(helpdesk_id="cust-grace")).all() == [row]
+
+
+def test_an_unexpected_error_releases_the_delivery_for_a_later_try(app, klaviyo, monkeypatch):
+    delivery_id = conversation()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(delivery.mapping, "event_body", broken)
+    attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.PENDING
+    assert row.lease_until is None
+    assert row.last_error == "Unexpected error in the worker (RuntimeError); retrying."
+    assert attempt.retry_in > 0
+    monkeypatch.undo()
+    row.next_attempt_at = utcnow()
+    db.session.commit()
+    attempt, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+    assert len(klaviyo_events(klaviyo)) == 1
