@@ -79,7 +79,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         db.session.rollback()
         delivery = db.session.get(Delivery, delivery_id)
         delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
-        attempt = _backoff(workspace, delivery, (utcnow() - delivery.created_at).total_seconds())
+        attempt = _backoff(workspace, delivery, delivery.age_seconds())
     delivery.status = attempt.status
     delivery.lease_until = None
     if attempt.retry_in is not None:
@@ -100,14 +100,14 @@ def deliver(delivery_id: int) -> Attempt | None:
 def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
     fact = fact_from_dict(delivery.fact)
     settings = workspace.mapping_settings()
-    age = (utcnow() - delivery.created_at).total_seconds()
+    age = delivery.age_seconds()
     try:
         if fact.kind is Kind.CUSTOMER_UPSERTED:
             customer = _stored_customer(workspace.id, delivery.customer_id) or fact.customer
             if customer is None or not customer.identifiable:
                 return _fail(delivery, "The customer has neither an email address nor a phone number.")
             body = mapping.profile_body(customer, settings)
-            return _send(workspace, delivery, "/api/profile-import", body, age)
+            return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
         customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
         if customer is None or not customer.identifiable:
             return _wait_for_identity(workspace, delivery, age)
@@ -121,7 +121,12 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
     except helpdesks.HelpdeskUnavailable as error:
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
         return _backoff(workspace, delivery, age)
-    return _send(workspace, delivery, "/api/events", body, age)
+    return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
+
+
+def klaviyo_path(kind: Kind) -> str:
+    """Where a delivery of this kind is sent: a profile write for customers, else a new event."""
+    return "/api/profile-import" if kind is Kind.CUSTOMER_UPSERTED else "/api/events"
 
 
 def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float) -> Attempt:
@@ -129,6 +134,7 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
     delivery.request_body = body
+    delivery.email = _profile_attributes(body).get("email")
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
     account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", path)
     wait = limiter.acquire(account, tier)
@@ -247,28 +253,42 @@ def resolve_customer(
         return _as_fact(row) if row else None
     helpdesk = helpdesks.get(workspace.helpdesk)
     fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
-    if row is None:
-        row = _new_customer_row(workspace.id, customer_id)
-    row.fetched_at = utcnow()
+    values: dict = {"fetched_at": utcnow()}
     if fetched is not None:
-        row.email, row.phone = fetched.email, fetched.phone
-        row.first_name, row.last_name = fetched.first_name, fetched.last_name
-        row.external_id, row.attributes = fetched.external_id, fetched.attributes
-        row.source_updated_at = fetched.updated_at
-    db.session.flush()
+        values |= {
+            "email": fetched.email,
+            "phone": fetched.phone,
+            "first_name": fetched.first_name,
+            "last_name": fetched.last_name,
+            "external_id": fetched.external_id,
+            "attributes": fetched.attributes,
+            "source_updated_at": fetched.updated_at,
+        }
+    row = store_fetched_customer(workspace.id, customer_id, values, row)
     return _as_fact(row)
 
 
-def _new_customer_row(workspace_id: str, customer_id: str) -> Customer:
-    """A stored customer row, or the one another worker looking up the same customer just made."""
-    try:
-        with db.session.begin_nested():
-            row = Customer(workspace_id=workspace_id, helpdesk_id=customer_id)
-            db.session.add(row)
-    except IntegrityError:
-        row = db.session.scalar(
-            select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id)
-        )
+def store_fetched_customer(
+    workspace_id: str, customer_id: str, values: dict, row: Customer | None
+) -> Customer:
+    """Keep what the helpdesk's API said of a customer; another worker may have stored it meanwhile.
+
+    The row is inserted whole: other workers read it as soon as it exists, and a row without its
+    email would look like a customer who has none.
+    """
+    if row is None:
+        try:
+            with db.session.begin_nested():
+                row = Customer(workspace_id=workspace_id, helpdesk_id=customer_id, **values)
+                db.session.add(row)
+            return row
+        except IntegrityError:
+            row = db.session.scalar(
+                select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id)
+            )
+    for name, value in values.items():
+        setattr(row, name, value)
+    db.session.flush()
     return row
 
 

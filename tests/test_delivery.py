@@ -253,16 +253,19 @@ def test_the_shared_limiter_holds_deliveries_back_at_the_accounts_burst_limit(ap
     )
 
 
-def test_a_customer_row_another_worker_made_meanwhile_is_reused(app):
+def test_a_customer_another_worker_stored_meanwhile_is_updated_not_inserted_twice(app):
     with db.engine.begin() as other_worker:
         other_worker.execute(
             Customer.__table__.insert().values(
                 workspace_id=workspace().id, helpdesk_id="cust-grace", attributes={}, fetched_at=utcnow()
             )
         )
-    row = delivery._new_customer_row(workspace().id, "cust-grace")
-    assert row.id is not None
-    assert db.session.scalars(db.select(Customer).filter_by(helpdesk_id="cust-grace")).all() == [row]
+    values = {"fetched_at": utcnow(), "email": "grace@example.com", "attributes": {}}
+    row = delivery.store_fetched_customer(workspace().id, "cust-grace", values, None)
+    db.session.commit()
+    stored = db.session.scalars(db.select(Customer).filter_by(helpdesk_id="cust-grace")).all()
+    assert stored == [row]
+    assert row.email == "grace@example.com"
 
 
 def test_an_unexpected_error_releases_the_delivery_for_a_later_try(app, klaviyo, monkeypatch):
