@@ -30,9 +30,12 @@ class Helpdesk:
     """What the webhook endpoint and the workers need to know of one helpdesk."""
 
     name: str
+    title: str
     parse: Callable[[dict], Webhook]
     verify: Callable[[bytes, Mapping[str, str], Sequence[str]], None]
     fetch_customer: Callable[[str, str, str, requests.Session, float], Customer | None]
+    # raises HelpdeskAuthError or HelpdeskUnavailable unless the key can read customers
+    check_key: Callable[[str, str, requests.Session, float], None] | None = None
 
 
 def _registry() -> dict[str, Helpdesk]:

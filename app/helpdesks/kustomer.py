@@ -206,18 +206,36 @@ def customer_from_api(document: dict) -> Customer:
     return customer_from_attributes(str(data.get("id")), data.get("attributes") or {})
 
 
-def fetch_customer(
-    base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
-) -> Customer | None:
-    """The customer from Kustomer's API; None when Kustomer does not know the id."""
+def _get(session: requests.Session, url: str, api_key: str, timeout: float, **params: str):
     try:
-        response = session.get(
-            f"{base_url}/v1/customers/{customer_id}",
+        return session.get(
+            url,
+            params=params or None,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=timeout,
         )
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Kustomer did not answer: {type(error).__name__}") from None
+
+
+def check_key(base_url: str, api_key: str, session: requests.Session, timeout: float) -> None:
+    """Read one page of one customer, as cheaply as Kustomer allows, to prove the key can read customers."""
+    response = _get(session, f"{base_url}/v1/customers", api_key, timeout, pageSize="1")
+    if response.status_code == 401:
+        raise HelpdeskAuthError("Kustomer answered 401: the API key is not valid")
+    if response.status_code == 403:
+        raise HelpdeskAuthError(
+            "Kustomer answered 403: give the API key the org.permission.customer.read role"
+        )
+    if response.status_code != 200:
+        raise HelpdeskUnavailable(f"Kustomer answered {response.status_code} to GET /v1/customers")
+
+
+def fetch_customer(
+    base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
+) -> Customer | None:
+    """The customer from Kustomer's API; None when Kustomer does not know the id."""
+    response = _get(session, f"{base_url}/v1/customers/{customer_id}", api_key, timeout)
     if response.status_code == 404:
         return None
     if response.status_code in (401, 403):
@@ -242,4 +260,11 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
 
 
-HELPDESK = Helpdesk(name="kustomer", parse=parse, verify=verify, fetch_customer=fetch_customer)
+HELPDESK = Helpdesk(
+    name="kustomer",
+    title="Kustomer",
+    parse=parse,
+    verify=verify,
+    fetch_customer=fetch_customer,
+    check_key=check_key,
+)

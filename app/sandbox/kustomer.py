@@ -24,6 +24,7 @@ from app.signing import hex_hmac_sha256
 DEFAULT_API_KEY = "kustomer_sandbox_demo_key"
 SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
 EVENT_HEADER = "X-Kustomer-Webhook-Event"
+CUSTOMER_READ = "org.permission.customer.read"
 
 
 def _now() -> str:
@@ -68,13 +69,14 @@ def customer_document(customer: dict[str, Any], org: str = "org-sandbox") -> dic
 
 class _State:
     def __init__(self, api_keys: list[str]) -> None:
-        self.api_keys = api_keys
+        self.configured_keys = list(api_keys)
         self.lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.customers: dict[str, dict[str, Any]] = {}
+            self.api_keys: dict[str, set[str]] = {key: {CUSTOMER_READ} for key in self.configured_keys}
             self.requests: list[dict[str, Any]] = []
             self.error_rate = 0.0
             self.error_status = 503
@@ -96,6 +98,23 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         with state.lock:
             state.requests.append({"method": "GET", "path": request.path, "status": response.status_code})
         return response
+
+    @app.get("/v1/customers")
+    def list_customers_api() -> Response:
+        response = _page(state)
+        with state.lock:
+            state.requests.append({"method": "GET", "path": request.path, "status": response.status_code})
+        return response
+
+    @app.post("/sandbox/api-keys")
+    def add_api_key() -> tuple[Response, int]:
+        """Accept another API key, with the roles given (default: read customers)."""
+        payload = request.get_json(silent=True) or {}
+        if not payload.get("key"):
+            return jsonify(error="send {key, roles}"), 400
+        with state.lock:
+            state.api_keys[str(payload["key"])] = set(payload.get("roles", [CUSTOMER_READ]))
+        return jsonify(key=payload["key"], roles=sorted(state.api_keys[str(payload["key"])])), 201
 
     @app.post("/sandbox/customers")
     def seed_customers() -> tuple[Response, int]:
@@ -139,7 +158,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _answer(state: _State, customer_id: str) -> Response:
+def _gate(state: _State) -> Response | None:
+    """Faults first, then the key and its role, as Kustomer checks them; None lets the request through."""
     if state.delay_seconds:
         time.sleep(state.delay_seconds)
     with state.lock:
@@ -148,13 +168,48 @@ def _answer(state: _State, customer_id: str) -> Response:
     if failing:
         return _error(state.error_status, "server_error", "Service unavailable")
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or header.removeprefix("Bearer ").strip() not in state.api_keys:
+    key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    with state.lock:
+        roles = state.api_keys.get(key)
+    if roles is None:
         return _error(401, "unauthorized", "Unauthorized: a valid API key is required")
+    if CUSTOMER_READ not in roles:
+        return _error(403, "forbidden", f"Forbidden: the API key lacks the role {CUSTOMER_READ}")
+    return None
+
+
+def _answer(state: _State, customer_id: str) -> Response:
+    refused = _gate(state)
+    if refused is not None:
+        return refused
     with state.lock:
         customer = state.customers.get(customer_id)
     if customer is None:
         return _error(404, "not_found", f"Customer {customer_id} not found")
     return jsonify(customer_document(customer))
+
+
+def _page(state: _State) -> Response:
+    refused = _gate(state)
+    if refused is not None:
+        return refused
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+        size = min(100, max(1, int(request.args.get("pageSize", 100))))
+    except ValueError:
+        return _error(400, "bad_request", "page and pageSize must be numbers")
+    with state.lock:
+        customers = list(state.customers.values())
+    chunk = customers[(page - 1) * size : page * size]
+    more = page * size < len(customers)
+    return jsonify(
+        data=[customer_document(customer)["data"] for customer in chunk],
+        meta={"page": page, "pageSize": size},
+        links={
+            "self": f"/v1/customers?page={page}&pageSize={size}",
+            "next": f"/v1/customers?page={page + 1}&pageSize={size}" if more else None,
+        },
+    )
 
 
 # Webhooks, shaped as Kustomer sends them
