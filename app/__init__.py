@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         MAX_CONTENT_LENGTH=1024 * 1024,
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         DELIVERY_ENQUEUE=True,
     )
     app.config.update(test_config)
@@ -51,12 +56,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["limiter"] = Limiter(redis_client(app) if app.config.get("REDIS_URL") else None)
     celery_init_app(app)
 
-    from app import cli, errors, health, insight, webhooks
+    from app import admin, cli, errors, health, insight, pages, webhooks
 
     errors.init_app(app)
+    app.context_processor(lambda: {"nonce": pages.nonce})
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(insight.bp)
+    admin.init_app(app)
     cli.init_app(app)
     return app
 

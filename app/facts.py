@@ -15,6 +15,7 @@ class Kind(StrEnum):
     CONVERSATION_CLOSED = "conversation_closed"
     CSAT_SUBMITTED = "csat_submitted"
     CUSTOMER_UPSERTED = "customer_upserted"
+    TEST_EVENT = "test_event"  # sent from the admin page to prove the set-up end to end
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class MappingSettings:
             Kind.CONVERSATION_CREATED: "Conversation Create",
             Kind.CONVERSATION_CLOSED: "Conversation Done",
             Kind.CSAT_SUBMITTED: "Conversation CSAT Submitted",
+            Kind.TEST_EVENT: "Integration Test Event",
         }
         return self.metric_names.get(kind.value) or f"{self.helpdesk.capitalize()} {defaults[kind]}"
 

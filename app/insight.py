@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -16,7 +15,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from sqlalchemy import select
 
-from app import card_cache, mapping
+from app import card_cache, mapping, pages
 from app.errors import json_error
 from app.extensions import db
 from app.models import Customer, Workspace
@@ -116,27 +115,14 @@ def _card(workspace_id: str, as_json: bool) -> Response:
             else None,
             notice=result.notice,
         )
-    body = render_template("insight/card.html", result=result, card=result.data, nonce=_nonce())
+    body = render_template("insight/card.html", result=result, card=result.data)
     return _html(body, 200, workspace)
-
-
-def _nonce() -> str:
-    request.environ["card.nonce"] = secrets.token_urlsafe(16)
-    return request.environ["card.nonce"]
 
 
 def _html(body: str, status: int, workspace: Workspace | None) -> Response:
     response = Response(body, status, content_type="text/html; charset=utf-8")
     ancestors = workspace.setting("card_frame_ancestors") if workspace else "'none'"
-    nonce = request.environ.get("card.nonce", "")
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; "
-        f"form-action 'none'; frame-ancestors {ancestors}"
-    )
-    response.headers["Referrer-Policy"] = "no-referrer"  # the URL carries the token
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return pages.protect(response, frame_ancestors=ancestors)  # no-referrer: the URL carries the token
 
 
 @bp.get("/<workspace_id>/card")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_login import UserMixin
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -49,6 +50,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_age_seconds": 24 * 3600,
     "card_cache_seconds": 600,
     "card_frame_ancestors": "https://*.kustomerapp.com",
+    "events_enabled": {},
 }
 
 
@@ -65,6 +67,8 @@ class Workspace(db.Model):
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
     secret_header: Mapped[str | None] = mapped_column(String(100))
     card_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -94,6 +98,21 @@ class Workspace(db.Model):
     def webhook_secret(self, value: str) -> None:
         self.webhook_secret_encrypted = secret_box().encrypt(value)
 
+    def webhook_secrets(self) -> list[str]:
+        """The secrets a webhook may be signed with: the current one, and the previous one in its grace."""
+        secrets_now = [self.webhook_secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_webhook_secret_encrypted and expires and expires > utcnow():
+            secrets_now.append(secret_box().decrypt(self.previous_webhook_secret_encrypted))
+        return secrets_now
+
+    def rotate_webhook_secret(self, grace: timedelta) -> str:
+        """A new webhook secret; the old one keeps verifying for `grace` while the helpdesk is updated."""
+        self.previous_webhook_secret_encrypted = self.webhook_secret_encrypted if grace else None
+        self.previous_secret_expires_at = utcnow() + grace if grace else None
+        self.webhook_secret = new_webhook_secret()
+        return self.webhook_secret
+
     @property
     def card_token(self) -> str:
         """The token that opens this workspace's cards; made on first use."""
@@ -107,6 +126,10 @@ class Workspace(db.Model):
 
     def setting(self, name: str) -> Any:
         return (self.settings or {}).get(name, DEFAULT_SETTINGS[name])
+
+    def sends(self, kind: str) -> bool:
+        """Whether the admin left this kind of event switched on."""
+        return bool(self.setting("events_enabled").get(kind, True))
 
     def mapping_settings(self) -> MappingSettings:
         return MappingSettings(
@@ -157,6 +180,8 @@ class Delivery(db.Model):
         UniqueConstraint("workspace_id", "unique_id", name="uq_deliveries_workspace_unique_id"),
         Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_deliveries_workspace_customer", "workspace_id", "customer_id"),
+        Index("ix_deliveries_workspace_email", "workspace_id", "email"),
+        Index("ix_deliveries_workspace_created", "workspace_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -177,10 +202,16 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email: Mapped[str | None] = mapped_column(String(320))  # the profile's, for the log's search
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # an admin's retry starts a new max age
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     receipt: Mapped[Receipt | None] = relationship()
+
+    def age_seconds(self) -> float:
+        """How long this delivery has been owed, counted from an admin's retry if there was one."""
+        return (utcnow() - (self.replayed_at or self.created_at)).total_seconds()
 
 
 class Customer(db.Model):
@@ -204,7 +235,7 @@ class Customer(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     """An admin who can sign in to /admin."""
 
     __tablename__ = "users"
@@ -213,3 +244,4 @@ class User(db.Model):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

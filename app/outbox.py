@@ -54,6 +54,8 @@ def _record(workspace: Workspace, webhook: Webhook) -> Recorded:
             fact = dataclasses.replace(fact, discriminator=webhook.event_id)
             if store_customer(workspace.id, fact.customer):
                 released += _release_waiting(workspace.id, fact.customer.helpdesk_id)
+        if not workspace.sends(fact.kind.value):
+            continue  # the admin switched this kind of event off
         unique_id = mapping.unique_id(workspace.id, workspace.helpdesk, fact)
         owed = select(Delivery.id).filter_by(workspace_id=workspace.id, unique_id=unique_id)
         if db.session.scalar(owed) is not None or unique_id in {d.unique_id for d in deliveries}:
@@ -65,6 +67,7 @@ def _record(workspace: Workspace, webhook: Webhook) -> Recorded:
             unique_id=unique_id,
             customer_id=fact.customer_id or (fact.customer.helpdesk_id if fact.customer else None),
             conversation_id=fact.conversation_id,
+            email=mapping.normalize_email(fact.customer.email) if fact.customer else None,
             fact=fact_to_dict(fact),
             occurred_at=fact.occurred_at,
         )

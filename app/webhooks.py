@@ -86,9 +86,9 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
 def _verify(helpdesk: helpdesks.Helpdesk, workspace: Workspace, body: bytes) -> None:
     """The workspace's secret header when it uses one and it was sent, else the helpdesk's signature."""
     if workspace.secret_header and workspace.secret_header in request.headers:
-        verify_shared_secret(request.headers.get(workspace.secret_header), [workspace.webhook_secret])
+        verify_shared_secret(request.headers.get(workspace.secret_header), workspace.webhook_secrets())
     else:
-        helpdesk.verify(body, request.headers, [workspace.webhook_secret])
+        helpdesk.verify(body, request.headers, workspace.webhook_secrets())
 
 
 def _refuse_nul(value: object, path: str) -> None:

@@ -1,0 +1,156 @@
+"""The admin's forms; each checks its values the way the service will use them."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+from app import helpdesks, mapping
+from app.facts import Kind
+
+EVENT_KINDS = {
+    Kind.CONVERSATION_CREATED: "Conversation created",
+    Kind.CONVERSATION_CLOSED: "Conversation closed (done)",
+    Kind.CSAT_SUBMITTED: "CSAT answer",
+    Kind.CUSTOMER_UPSERTED: "Customer created or updated (profile sync)",
+}
+METRIC_KINDS = (Kind.CONVERSATION_CREATED, Kind.CONVERSATION_CLOSED, Kind.CSAT_SUBMITTED)
+_ORIGIN = re.compile(r"^(https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?|'self'|'none')$")
+
+
+def _link_template(form: FlaskForm, field: StringField) -> None:
+    try:
+        mapping.check_link_template(field.data or "")
+    except mapping.MappingError as error:
+        raise ValidationError(str(error)) from None
+
+
+def _origins(form: FlaskForm, field: StringField) -> None:
+    bad = [origin for origin in (field.data or "").split() if not _ORIGIN.match(origin)]
+    if bad:
+        raise ValidationError(
+            f"Not an origin: {', '.join(bad)}. Use e.g. https://acme.kustomerapp.com or https://*.kustomerapp.com."
+        )
+
+
+def _region(form: FlaskForm, field: StringField) -> None:
+    field.data = (field.data or "").strip().upper()
+    if field.data not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError("Use a two-letter country code, such as US, GB or DE.")
+
+
+def _klaviyo_key(form: FlaskForm, field: PasswordField) -> None:
+    if field.data and not field.data.startswith("pk_"):
+        raise ValidationError("A Klaviyo private API key starts with pk_ (a public key will not do).")
+
+
+class WorkspaceForm(FlaskForm):
+    """Create or edit a workspace. Keys are write-only: left empty, the stored key stays."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    helpdesk = SelectField("Helpdesk", choices=[])
+    klaviyo_key = PasswordField(
+        "Klaviyo private API key", validators=[Optional(), Length(max=200), _klaviyo_key]
+    )
+    helpdesk_key = PasswordField("Helpdesk API key", validators=[Optional(), Length(max=2000)])
+    clear_helpdesk_key = BooleanField("Remove the stored helpdesk API key")
+    csat_threshold = IntegerField(
+        "CSAT threshold",
+        validators=[InputRequired(), NumberRange(1, 5)],
+        description="Ratings at or above this count as satisfied (score 1).",
+    )
+    link_template = StringField(
+        "Conversation link template",
+        validators=[DataRequired(), Length(max=500), _link_template],
+        description="{org_name} and {conversation_id} are filled in.",
+    )
+    property_prefix = StringField(
+        "Profile property prefix",
+        validators=[Length(max=40), Regexp(r"^[A-Za-z0-9_]*$", message="Letters, digits and _ only.")],
+        description="Put before every helpdesk customer attribute sent to Klaviyo.",
+    )
+    phone_region = StringField(
+        "Default phone region",
+        validators=[DataRequired(), _region],
+        description="For phone numbers written without a country code.",
+    )
+    card_frame_ancestors = StringField(
+        "Card frame-ancestors",
+        validators=[DataRequired(), Length(max=500), _origins],
+        description="The helpdesk's origin(s) allowed to show the card in a frame, separated by spaces.",
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.helpdesk.choices = [
+            SelectChoice(name, helpdesk.title) for name, helpdesk in helpdesks.HELPDESKS.items()
+        ]
+
+
+# One toggle and (for events) one metric name field per kind, added as class attributes.
+for _kind, _label in EVENT_KINDS.items():
+    setattr(WorkspaceForm, f"send_{_kind.value}", BooleanField(_label))
+for _kind in METRIC_KINDS:
+    setattr(
+        WorkspaceForm,
+        f"metric_{_kind.value}",
+        StringField(
+            f"Metric name: {EVENT_KINDS[_kind]}",
+            validators=[Optional(), Length(max=128)],
+        ),
+    )
+
+
+class ButtonForm(FlaskForm):
+    """A form with nothing but its CSRF token, behind every action button."""
+
+
+class RotateSecretForm(FlaskForm):
+    grace_hours = SelectField(
+        "Keep the old secret working for",
+        choices=[
+            SelectChoice("0", "no time: stop it now"),
+            SelectChoice("1", "1 hour"),
+            SelectChoice("24", "24 hours"),
+            SelectChoice("168", "7 days"),
+        ],
+        default="24",
+    )
+
+
+class TestEventForm(FlaskForm):
+    email = EmailField("Email address", validators=[DataRequired(), Email(check_deliverability=False)])
+
+
+class DeliveryFilterForm(FlaskForm):
+    """The delivery log's filters: a GET form, so it carries no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", choices=[], validators=[Optional()])
+    kind = SelectField("Kind", choices=[], validators=[Optional()])
+    email = StringField("Customer email", validators=[Optional(), Length(max=320)])
+    conversation_id = StringField("Conversation id", validators=[Optional(), Length(max=255)])
+    before = IntegerField(validators=[Optional()])

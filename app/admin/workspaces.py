@@ -1,0 +1,299 @@
+"""Workspaces: list, create, edit, test the keys, the set-up guide, secret rotation and a test event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from flask import Response, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app import connection, delivery, helpdesks, klaviyo, outbox
+from app.admin import bp
+from app.admin.forms import (
+    EVENT_KINDS,
+    METRIC_KINDS,
+    ButtonForm,
+    RotateSecretForm,
+    TestEventForm,
+    WorkspaceForm,
+)
+from app.cli import webhook_url
+from app.crypto import mask
+from app.extensions import db
+from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
+from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
+
+# What each helpdesk's admin subscribes to; the README says the same.
+SUBSCRIPTIONS = {
+    "kustomer": [
+        "kustomer.conversation.create",
+        "kustomer.conversation.update",
+        "kustomer.customer.create",
+        "kustomer.customer.update",
+    ],
+}
+
+
+def load(workspace_id: str) -> Workspace:
+    workspace = db.session.get(Workspace, workspace_id)
+    if workspace is None:
+        abort(404)
+    return workspace
+
+
+@bp.get("/workspaces")
+def workspaces() -> str:
+    rows = db.session.scalars(select(Workspace).order_by(Workspace.created_at)).all()
+    counts: dict[str, dict[str, int]] = {}
+    for workspace_id, status, count in db.session.execute(
+        select(Delivery.workspace_id, Delivery.status, func.count()).group_by(
+            Delivery.workspace_id, Delivery.status
+        )
+    ):
+        counts.setdefault(workspace_id, {})[status] = count
+    return render_template("admin/workspaces.html", workspaces=rows, counts=counts)
+
+
+def _fill(form: WorkspaceForm, workspace: Workspace) -> None:
+    """Show a workspace's stored settings in the form (never its keys)."""
+    form.name.data, form.helpdesk.data = workspace.name, workspace.helpdesk
+    for name in (
+        "csat_threshold",
+        "link_template",
+        "property_prefix",
+        "phone_region",
+        "card_frame_ancestors",
+    ):
+        getattr(form, name).data = workspace.setting(name)
+    for kind in EVENT_KINDS:
+        getattr(form, f"send_{kind.value}").data = workspace.sends(kind.value)
+    for kind in METRIC_KINDS:
+        getattr(form, f"metric_{kind.value}").data = workspace.setting("metric_names").get(kind.value, "")
+
+
+def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
+    """Store the form in the workspace; True when the Klaviyo key changed."""
+    workspace.name, workspace.helpdesk = form.name.data.strip(), form.helpdesk.data
+    settings = dict(workspace.settings or {})
+    for name in (
+        "csat_threshold",
+        "link_template",
+        "property_prefix",
+        "phone_region",
+        "card_frame_ancestors",
+    ):
+        settings[name] = getattr(form, name).data
+    settings["card_frame_ancestors"] = " ".join(settings["card_frame_ancestors"].split())
+    settings["events_enabled"] = {
+        kind.value: bool(getattr(form, f"send_{kind.value}").data) for kind in EVENT_KINDS
+    }
+    settings["metric_names"] = {
+        kind.value: getattr(form, f"metric_{kind.value}").data.strip()
+        for kind in METRIC_KINDS
+        if (getattr(form, f"metric_{kind.value}").data or "").strip()
+    }
+    workspace.settings = settings
+    if form.helpdesk_key.data:
+        workspace.helpdesk_key = form.helpdesk_key.data.strip()
+    elif form.clear_helpdesk_key.data:
+        workspace.helpdesk_key = None
+    if form.klaviyo_key.data:
+        workspace.klaviyo_key = form.klaviyo_key.data.strip()
+        return True
+    return False
+
+
+def _metric_placeholders(helpdesk: str) -> dict[str, str]:
+    settings = MappingSettings(helpdesk=helpdesk)
+    return {kind.value: settings.metric_name(kind) for kind in (*METRIC_KINDS, Kind.TEST_EVENT)}
+
+
+def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int = 200, **extra: object):
+    helpdesk = workspace.helpdesk if workspace else (form.helpdesk.data or "kustomer")
+    return (
+        render_template(
+            "admin/workspace.html",
+            form=form,
+            workspace=workspace,
+            masked_klaviyo=mask(workspace.klaviyo_key) if workspace else "",
+            masked_helpdesk=mask(workspace.helpdesk_key) if workspace else "",
+            kinds=EVENT_KINDS,
+            metric_kinds=METRIC_KINDS,
+            placeholders=_metric_placeholders(helpdesk),
+            button=ButtonForm(),
+            test_event=TestEventForm(),
+            **extra,
+        ),
+        status,
+    )
+
+
+@bp.route("/workspaces/new", methods=["GET", "POST"])
+def new_workspace():
+    form = WorkspaceForm()
+    if not form.is_submitted():
+        form.helpdesk.data = "kustomer"
+        for name in (
+            "csat_threshold",
+            "link_template",
+            "property_prefix",
+            "phone_region",
+            "card_frame_ancestors",
+        ):
+            getattr(form, name).data = DEFAULT_SETTINGS[name]
+        for kind in EVENT_KINDS:
+            getattr(form, f"send_{kind.value}").data = True
+    if form.validate_on_submit():
+        if not form.klaviyo_key.data:
+            form.klaviyo_key.errors = ["A new workspace needs its Klaviyo private API key."]
+            return _settings_page(form, None, 400)
+        workspace = Workspace(settings={})
+        workspace.webhook_secret = new_webhook_secret()
+        _apply(form, workspace)
+        db.session.add(workspace)
+        db.session.commit()
+        flash(f"Created {workspace.name}. Test the connection, then follow the set-up guide.")
+        return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    return _settings_page(form, None, 400 if form.is_submitted() else 200)
+
+
+@bp.route("/workspaces/<workspace_id>", methods=["GET", "POST"])
+def edit_workspace(workspace_id: str):
+    workspace = load(workspace_id)
+    form = WorkspaceForm()
+    if not form.is_submitted():
+        _fill(form, workspace)
+    elif form.validate_on_submit():
+        key_changed = _apply(form, workspace)
+        db.session.commit()
+        flash("Settings saved.")
+        if key_changed and workspace.paused_reason:
+            outbox.enqueue(delivery.resume(workspace))
+            flash("Sending resumed with the new Klaviyo key.")
+        return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    return _settings_page(form, workspace, 400 if form.errors else 200)
+
+
+@bp.post("/workspaces/<workspace_id>/test-connection")
+def test_connection(workspace_id: str):
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    client = klaviyo.KlaviyoClient(
+        current_app.config["KLAVIYO_API_URL"],
+        workspace.klaviyo_key,
+        delivery.http_session(),
+        limiter=current_app.extensions["limiter"],
+    )
+    klaviyo_result = connection.check_klaviyo(client)
+    helpdesk_result = connection.check_helpdesk(
+        helpdesks.get(workspace.helpdesk),
+        current_app.config["HELPDESK_API_URLS"].get(workspace.helpdesk),
+        workspace.helpdesk_key,
+        delivery.http_session(),
+    )
+    form = WorkspaceForm(formdata=None)
+    _fill(form, workspace)
+    return _settings_page(form, workspace, klaviyo_result=klaviyo_result, helpdesk_result=helpdesk_result)
+
+
+def _setup_page(workspace: Workspace, reveal: bool = False) -> str:
+    base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
+    token = workspace.card_token
+    db.session.commit()  # the card token is made on first use
+    secret = workspace.webhook_secret
+    return render_template(
+        "admin/setup.html",
+        workspace=workspace,
+        webhook_url=webhook_url(workspace),
+        secret=secret if reveal else mask(secret),
+        card_template=f"{base}?token={token if reveal else mask(token)}&customer_id={{{{customer.id}}}}",
+        revealed=reveal,
+        now=utcnow(),
+        subscriptions=SUBSCRIPTIONS.get(workspace.helpdesk, []),
+        button=ButtonForm(),
+        rotate=RotateSecretForm(),
+    )
+
+
+@bp.get("/workspaces/<workspace_id>/setup")
+def setup(workspace_id: str) -> str:
+    return _setup_page(load(workspace_id))
+
+
+@bp.post("/workspaces/<workspace_id>/setup/reveal")
+def reveal_secrets(workspace_id: str) -> str:
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    current_app.logger.info("%s revealed the secrets of workspace %s", current_user.email, workspace.id)
+    return _setup_page(workspace, reveal=True)
+
+
+@bp.post("/workspaces/<workspace_id>/setup/rotate-secret")
+def rotate_secret(workspace_id: str) -> Response:
+    workspace = load(workspace_id)
+    form = RotateSecretForm()
+    if not form.validate_on_submit():
+        abort(400)
+    hours = int(form.grace_hours.data)
+    workspace.rotate_webhook_secret(timedelta(hours=hours))
+    db.session.commit()
+    flash(
+        f"New webhook secret made; the old one keeps working for {hours} h. Paste the new one into "
+        f"{helpdesks.get(workspace.helpdesk).title} (Reveal shows it)."
+        if hours
+        else "New webhook secret made; the old one no longer works."
+    )
+    return redirect(url_for("admin.setup", workspace_id=workspace.id))
+
+
+@bp.post("/workspaces/<workspace_id>/setup/rotate-card-token")
+def rotate_card_token(workspace_id: str) -> Response:
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    workspace.rotate_card_token()
+    db.session.commit()
+    flash("New card token made: card links with the old one stop working. Paste the new card URL.")
+    return redirect(url_for("admin.setup", workspace_id=workspace.id))
+
+
+@bp.post("/workspaces/<workspace_id>/resume")
+def resume(workspace_id: str) -> Response:
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    ids = delivery.resume(workspace)
+    outbox.enqueue(ids)
+    flash(f"Sending resumed; {len(ids)} waiting deliveries are on their way.")
+    return redirect(url_for("admin.deliveries", workspace_id=workspace.id))
+
+
+@bp.post("/workspaces/<workspace_id>/test-event")
+def send_test_event(workspace_id: str):
+    workspace = load(workspace_id)
+    form = TestEventForm()
+    if not form.validate_on_submit():
+        flash("Give a valid email address for the test event.")
+        return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    run = uuid.uuid4().hex
+    email = form.email.data.strip().lower()
+    fact = Fact(
+        kind=Kind.TEST_EVENT,
+        occurred_at=utcnow(),
+        customer_id=f"test:{email}",
+        discriminator=run,
+        conversation_id=f"test-{run[:12]}",
+        subject=f"Test event sent by {current_user.email} from the admin page",
+        channel="test",
+        customer=Customer(helpdesk_id=f"test:{email}", email=email),
+    )
+    recorded = outbox.record(workspace, Webhook(f"admin-test-{run}", "admin.test_event", [fact]))
+    outbox.enqueue(recorded.delivery_ids)
+    flash(f"Test event for {email} queued; this page shows how it went (reload it in a moment).")
+    return redirect(
+        url_for("admin.delivery_detail", workspace_id=workspace.id, delivery_id=recorded.delivery_ids[0])
+    )
