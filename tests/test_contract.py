@@ -216,3 +216,17 @@ def test_client_errors_never_show_the_key(klaviyo):
     with pytest.raises(KlaviyoError) as raised:
         client.get_accounts()
     assert "pk_not_a_real_key" not in str(raised.value) + repr(raised.value) + repr(client)
+
+
+def test_the_connection_test_sends_only_valid_requests(klaviyo, klaviyo_contract, recorded):
+    from app.connection import PROBES, check_klaviyo
+
+    client, session = recorded
+    result = check_klaviyo(client)
+    assert result.ok, result
+    assert len(session.sent) == len(PROBES)
+    for request in session.sent:
+        klaviyo_contract.validate(request)
+    for kind in ("events", "profiles"):
+        written = requests.get(f"{klaviyo.url}/sandbox/{kind}", timeout=5).json()[kind]
+        assert written == [], f"the write probes must not write {kind}"
