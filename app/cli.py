@@ -17,10 +17,28 @@ from app.models import User, Workspace, new_webhook_secret
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
 admin_cli = AppGroup("admin", help="Manage admin accounts.")
 secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
+helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to set each up.")
+
+
+@helpdesks_cli.command("guide")
+@click.argument("names", nargs=-1)
+def helpdesk_guide(names: tuple[str, ...]) -> None:
+    """Print the set-up guide of each helpdesk named (all when none is), as Markdown."""
+    unknown = sorted(set(names) - set(helpdesks.HELPDESKS))
+    if unknown:
+        raise click.BadParameter(f"unknown helpdesk {', '.join(unknown)}", param_hint="NAMES")
+    for name in names or helpdesks.HELPDESKS:
+        click.echo(helpdesks.get(name).guide_markdown())
 
 
 def webhook_url(workspace: Workspace) -> str:
     return f"{current_app.config['PUBLIC_URL']}/webhooks/{workspace.helpdesk}/{workspace.id}"
+
+
+def card_url_template(workspace: Workspace, token: str) -> str:
+    """The card URL to paste into the helpdesk's sidebar, with its placeholder for the customer."""
+    base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
+    return f"{base}?token={token}&{workspace.helpdesk_info().guide.card_query}"
 
 
 def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, object]:
@@ -64,7 +82,7 @@ def create_workspace(
     workspace = Workspace(name=name, helpdesk=helpdesk, secret_header=secret_header, settings={})
     workspace.klaviyo_key = klaviyo_key
     workspace.helpdesk_key = helpdesk_key
-    workspace.webhook_secret = webhook_secret or new_webhook_secret()
+    workspace.webhook_secret = webhook_secret or new_webhook_secret(helpdesk)
     db.session.add(workspace)
     db.session.commit()
     click.echo(json.dumps(describe(workspace, with_secret=True)))
@@ -110,8 +128,7 @@ def card_token(workspace_id: str, rotate: bool) -> None:
     workspace = _workspace(workspace_id)
     token = workspace.rotate_card_token() if rotate else workspace.card_token
     db.session.commit()
-    base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
-    click.echo(f"{base}?token={token}&customer_id={{{{customer.id}}}}")
+    click.echo(card_url_template(workspace, token))
 
 
 @workspace_cli.command("list")
@@ -157,4 +174,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(workspace_cli)
     app.cli.add_command(admin_cli)
     app.cli.add_command(secrets_cli)
+    app.cli.add_command(helpdesks_cli)
     app.cli.add_command(demo_command)

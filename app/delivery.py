@@ -247,11 +247,10 @@ def resolve_customer(
     row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace.id, helpdesk_id=customer_id))
     if row is not None and (row.email or row.phone or utcnow() - row.fetched_at < CUSTOMER_CACHE):
         return _as_fact(row)
-    api_key = workspace.helpdesk_key
-    base_url = current_app.config["HELPDESK_API_URLS"].get(workspace.helpdesk)
-    if not api_key or not base_url:
+    api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
+    helpdesk = workspace.helpdesk_info()
+    if not api_key or not base_url or helpdesk.fetch_customer is None:
         return _as_fact(row) if row else None
-    helpdesk = helpdesks.get(workspace.helpdesk)
     fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
     values: dict = {"fetched_at": utcnow()}
     if fetched is not None:

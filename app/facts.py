@@ -57,6 +57,7 @@ class Fact:
     raw_rating: str | None = None
     comment: str | None = None
     customer: Customer | None = None
+    link: str | None = None  # the conversation's address when the helpdesk sends it
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class MappingSettings:
     """A workspace's choices for turning facts into Klaviyo payloads."""
 
     helpdesk: str = "kustomer"
+    metric_prefix: str = "Kustomer"
     metric_names: dict[str, str] = field(default_factory=dict)
     csat_threshold: int = 4
     link_template: str = "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}"
@@ -91,7 +93,7 @@ class MappingSettings:
             Kind.CSAT_SUBMITTED: "Conversation CSAT Submitted",
             Kind.TEST_EVENT: "Integration Test Event",
         }
-        return self.metric_names.get(kind.value) or f"{self.helpdesk.capitalize()} {defaults[kind]}"
+        return self.metric_names.get(kind.value) or f"{self.metric_prefix} {defaults[kind]}"
 
 
 def fact_to_dict(fact: Fact) -> dict[str, Any]:

@@ -99,7 +99,8 @@ def event_body(
         raise MappingError("The event names no conversation.")
     properties: dict[str, Any] = {
         "conversationId": fact.conversation_id,
-        "conversationLink": conversation_link(settings.link_template, fact.org_name, fact.conversation_id),
+        "conversationLink": fact.link
+        or conversation_link(settings.link_template, fact.org_name, fact.conversation_id),
         "subject": fact.subject,
         "conversationChannel": fact.channel,
     }
@@ -107,6 +108,8 @@ def event_body(
         if fact.rating is None:
             raise MappingError("A CSAT answer without a rating cannot be recorded.")
         properties |= {"rating": fact.rating, "score": csat_score(fact.rating, settings.csat_threshold)}
+        if fact.raw_rating is not None:
+            properties["rawRating"] = fact.raw_rating  # as the helpdesk gave it: "good", "103", "4"
         if fact.comment:
             properties["comment"] = fact.comment
     return {

@@ -12,6 +12,7 @@ from flask_login import UserMixin
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import helpdesks
 from app.crypto import SecretBox
 from app.extensions import db
 from app.facts import MappingSettings
@@ -51,6 +52,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "card_cache_seconds": 600,
     "card_frame_ancestors": "https://*.kustomerapp.com",
     "events_enabled": {},
+    "helpdesk_api_url": "",
 }
 
 
@@ -110,7 +112,7 @@ class Workspace(db.Model):
         """A new webhook secret; the old one keeps verifying for `grace` while the helpdesk is updated."""
         self.previous_webhook_secret_encrypted = self.webhook_secret_encrypted if grace else None
         self.previous_secret_expires_at = utcnow() + grace if grace else None
-        self.webhook_secret = new_webhook_secret()
+        self.webhook_secret = new_webhook_secret(self.helpdesk)
         return self.webhook_secret
 
     @property
@@ -125,15 +127,31 @@ class Workspace(db.Model):
         return self.card_token
 
     def setting(self, name: str) -> Any:
-        return (self.settings or {}).get(name, DEFAULT_SETTINGS[name])
+        """The admin's value, else this helpdesk's default, else the service's."""
+        if name in (self.settings or {}):
+            return self.settings[name]
+        return self.helpdesk_info().defaults.get(name, DEFAULT_SETTINGS[name])
+
+    def helpdesk_info(self) -> helpdesks.Helpdesk:
+        return helpdesks.get(self.helpdesk)
+
+    def helpdesk_api_url(self) -> str | None:
+        """Where the helpdesk API answers: the admin's URL, else the environment's, else the usual one."""
+        return (
+            self.setting("helpdesk_api_url")
+            or current_app.config["HELPDESK_API_URLS"].get(self.helpdesk)
+            or self.helpdesk_info().api_url
+        )
 
     def sends(self, kind: str) -> bool:
         """Whether the admin left this kind of event switched on."""
         return bool(self.setting("events_enabled").get(kind, True))
 
     def mapping_settings(self) -> MappingSettings:
+        info = self.helpdesk_info()
         return MappingSettings(
             helpdesk=self.helpdesk,
+            metric_prefix=info.metric_prefix or info.title,
             metric_names=dict(self.setting("metric_names")),
             csat_threshold=int(self.setting("csat_threshold")),
             link_template=self.setting("link_template"),
@@ -145,8 +163,9 @@ class Workspace(db.Model):
         return f"<Workspace {self.id} {self.name!r} {self.helpdesk}>"
 
 
-def new_webhook_secret() -> str:
-    return secrets.token_urlsafe(32)
+def new_webhook_secret(helpdesk: str = "kustomer") -> str:
+    """A fresh webhook secret in the form the helpdesk expects (a whsec_ key for Standard Webhooks)."""
+    return helpdesks.get(helpdesk).new_secret()
 
 
 class Receipt(db.Model):

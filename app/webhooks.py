@@ -53,7 +53,7 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         return json_error(400, "invalid_payload", "The body must be a JSON object.")
     try:
         _refuse_nul(payload, "")
-        webhook = helpdesk.parse(payload)
+        webhook = helpdesk.parse(payload, request.headers)
         _check_ids(webhook)
     except PayloadError as error:
         return json_error(400, "invalid_payload", str(error))

@@ -119,6 +119,17 @@ def test_a_csat_event_carries_rating_score_and_comment(rating, score):
     )
 
 
+def test_a_csat_event_keeps_the_helpdesks_own_answer_beside_the_normalized_rating():
+    zendesk = MappingSettings(helpdesk="zendesk", metric_prefix="Zendesk")
+    body = mapping.event_body(fact(Kind.CSAT_SUBMITTED, rating=5, raw_rating="good"), ADA, zendesk, "ws")
+    properties = body["data"]["attributes"]["properties"]
+    assert (properties["rating"], properties["score"], properties["rawRating"]) == (5, 1, "good")
+    assert (
+        body["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
+        == "Zendesk Conversation CSAT Submitted"
+    )
+
+
 def test_metric_names_and_threshold_follow_the_workspace_settings():
     settings = MappingSettings(
         metric_names={"conversation_closed": "Support Ticket Closed"}, csat_threshold=5

@@ -1,12 +1,13 @@
 """The helpdesks we accept webhooks from; each module turns its webhooks into normalized facts.
 
-Adding a helpdesk is one new module exposing a `Helpdesk`, and one line in `HELPDESKS`.
+Adding a helpdesk is one new module exposing a `Helpdesk`, and one line in `_registry`.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -26,22 +27,70 @@ class HelpdeskUnavailable(HelpdeskApiError):
 
 
 @dataclass(frozen=True)
+class SetupGuide:
+    """What an admin does in the helpdesk; shown on the admin page and in the README."""
+
+    where: str  # where the URL and the secret go
+    events: tuple[str, ...]  # the events to subscribe to, or the triggers to create
+    secret: str  # how the helpdesk proves itself with the secret
+    card_query: str  # the card URL's customer parameter, with the helpdesk's placeholder
+    body_template: str | None = None  # for helpdesks whose webhook body the admin writes
+
+
+@dataclass(frozen=True)
 class Helpdesk:
-    """What the webhook endpoint and the workers need to know of one helpdesk."""
+    """What the webhook endpoint, the workers and the admin page need to know of one helpdesk."""
 
     name: str
     title: str
-    parse: Callable[[dict], Webhook]
+    parse: Callable[[dict, Mapping[str, str]], Webhook]
     verify: Callable[[bytes, Mapping[str, str], Sequence[str]], None]
-    fetch_customer: Callable[[str, str, str, requests.Session, float], Customer | None]
+    guide: SetupGuide
+    # settings whose sensible default depends on the helpdesk
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    metric_prefix: str = ""  # "Zendesk" in "Zendesk Conversation Create"; the title when empty
+    # (base URL, API key, customer id, session, timeout) -> the customer; None when unknown
+    fetch_customer: Callable[[str, str, str, requests.Session, float], Customer | None] | None = None
     # raises HelpdeskAuthError or HelpdeskUnavailable unless the key can read customers
     check_key: Callable[[str, str, requests.Session, float], None] | None = None
+    api_url: str | None = None  # the API's address when it is the same for every account
+    api_key_hint: str = ""  # what to paste as the helpdesk API key
+    new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
+
+    def guide_markdown(self) -> str:
+        """The set-up guide as the README shows it (`flask helpdesks guide` prints it too)."""
+        lines = [
+            f"### {self.title}",
+            "",
+            f"- **Webhook**: {self.guide.where} URL: `<PUBLIC_URL>/webhooks/{self.name}/<workspace id>`.",
+            f"- **Secret**: {self.guide.secret}",
+            "- **Events**: " + ", ".join(f"`{event}`" for event in self.guide.events) + ".",
+            "- **Card URL**: `<PUBLIC_URL>/insight/<workspace id>/card?token=<card token>"
+            f"&{self.guide.card_query}`",
+        ]
+        if self.fetch_customer is not None:
+            lines.append(f"- **API key** (customer lookups): {self.api_key_hint}")
+        if self.guide.body_template:
+            lines += ["- **Body to paste**:", "", "```json", self.guide.body_template, "```"]
+        return "\n".join(lines) + "\n"
 
 
 def _registry() -> dict[str, Helpdesk]:
-    from app.helpdesks import kustomer
+    from app.helpdesks import freshdesk, front, generic, gorgias, helpscout, intercom, kustomer, zendesk
 
-    return {"kustomer": kustomer.HELPDESK}
+    return {
+        helpdesk.name: helpdesk
+        for helpdesk in (
+            kustomer.HELPDESK,
+            zendesk.HELPDESK,
+            helpscout.HELPDESK,
+            intercom.HELPDESK,
+            gorgias.HELPDESK,
+            freshdesk.HELPDESK,
+            front.HELPDESK,
+            generic.HELPDESK,
+        )
+    }
 
 
 HELPDESKS: dict[str, Helpdesk] = _registry()

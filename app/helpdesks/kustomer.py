@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks.common import load, mapping, moment, required
 from app.signing import SignatureError, verify_hex_hmac_sha256
 
 SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
@@ -44,38 +45,9 @@ class _Envelope(Schema):
     changes = fields.Dict(load_default=None, allow_none=True)
 
 
-def _path_messages(messages: Any, prefix: str = "") -> list[str]:
-    if isinstance(messages, dict):
-        return [line for key, value in messages.items() for line in _path_messages(value, f"{prefix}{key}.")]
-    return [f"{prefix.rstrip('.')}: {' '.join(map(str, messages))}"]
-
-
-def _time(value: Any, where: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(f"{where}: Not a valid datetime.")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PayloadError(f"{where}: Not a valid datetime.") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _object(value: Any, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PayloadError(f"{where}: Not a valid mapping type.")
-    return value
-
-
-def parse(payload: dict) -> Webhook:
+def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     """What a Kustomer webhook means; PayloadError naming the field when its shape is wrong."""
-    try:
-        envelope = _Envelope().load(payload)
-    except ValidationError as error:
-        raise PayloadError("; ".join(_path_messages(error.messages))) from None
+    envelope = load(_Envelope(), payload)
     name, data = envelope["name"], envelope["data"]
     attributes = data["attributes"]
     sent_at = envelope["createdAt"]
@@ -83,10 +55,10 @@ def parse(payload: dict) -> Webhook:
     if name in ("kustomer.conversation.create", "kustomer.conversation.update"):
         base = _conversation_base(envelope, sent_at)
         if name.endswith(".create"):
-            when = _time(attributes.get("createdAt"), "data.attributes.createdAt") or sent_at
+            when = moment(attributes.get("createdAt"), "data.attributes.createdAt") or sent_at
             facts.append(Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=_required(when), **base))
         else:
-            changes = _object(_object(envelope["changes"], "changes").get("attributes"), "changes.attributes")
+            changes = mapping(mapping(envelope["changes"], "changes").get("attributes"), "changes.attributes")
             facts += _closed(changes, attributes, base, sent_at) + _csat(changes, attributes, base, sent_at)
     elif name in ("kustomer.customer.create", "kustomer.customer.update"):
         customer = customer_from_attributes(data["id"], attributes)
@@ -101,18 +73,16 @@ def parse(payload: dict) -> Webhook:
     return Webhook(event_id=envelope["id"], event_name=name, facts=facts)
 
 
-def _required(moment: datetime | None) -> datetime:
-    if moment is None:
-        raise PayloadError("createdAt: the event carries no time.")
-    return moment
+def _required(when: datetime | None) -> datetime:
+    return required(when, "createdAt")
 
 
 def _conversation_base(envelope: dict, sent_at: datetime | None) -> dict[str, Any]:
     data = envelope["data"]
     attributes = data["attributes"]
-    relationships = _object(data.get("relationships"), "data.relationships")
-    customer = _object(relationships.get("customer"), "data.relationships.customer")
-    customer_id = _object(customer.get("data"), "data.relationships.customer.data").get("id")
+    relationships = mapping(data.get("relationships"), "data.relationships")
+    customer = mapping(relationships.get("customer"), "data.relationships.customer")
+    customer_id = mapping(customer.get("data"), "data.relationships.customer.data").get("id")
     channels = attributes.get("channels") or []
     subject = attributes.get("name")
     if subject is not None and not isinstance(subject, str):
@@ -127,12 +97,12 @@ def _conversation_base(envelope: dict, sent_at: datetime | None) -> dict[str, An
 
 
 def _closed(changes: dict, attributes: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
-    status = _object(changes.get("status"), "changes.attributes.status")
+    status = mapping(changes.get("status"), "changes.attributes.status")
     if status.get("after") != "done":
         return []
     when = (
-        _time(attributes.get("doneAt"), "data.attributes.doneAt")
-        or _time(attributes.get("updatedAt"), "data.attributes.updatedAt")
+        moment(attributes.get("doneAt"), "data.attributes.doneAt")
+        or moment(attributes.get("updatedAt"), "data.attributes.updatedAt")
         or _required(sent_at)
     )
     # A reopened and re-closed conversation has a new close time, hence a distinct fact.
@@ -143,7 +113,7 @@ def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None)
     change = changes.get("satisfactionLevel") or changes.get("satisfactionLevel.status")
     if change is None:
         return []
-    level = _object(attributes.get("satisfactionLevel"), "data.attributes.satisfactionLevel")
+    level = mapping(attributes.get("satisfactionLevel"), "data.attributes.satisfactionLevel")
     if level.get("status") not in SUBMITTED:
         return []
     before = change.get("before") if isinstance(change, dict) else None
@@ -154,9 +124,9 @@ def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None)
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not 1 <= raw <= 5 or raw != int(raw):
         raise PayloadError("data.attributes.satisfactionLevel.rating: must be a whole number from 1 to 5.")
     when = (
-        _time(level.get("updatedAt"), "data.attributes.satisfactionLevel.updatedAt")
-        or _time(level.get("createdAt"), "data.attributes.satisfactionLevel.createdAt")
-        or _time(attributes.get("updatedAt"), "data.attributes.updatedAt")
+        moment(level.get("updatedAt"), "data.attributes.satisfactionLevel.updatedAt")
+        or moment(level.get("createdAt"), "data.attributes.satisfactionLevel.createdAt")
+        or moment(attributes.get("updatedAt"), "data.attributes.updatedAt")
         or _required(sent_at)
     )
     comment = level.get("comment") or level.get("answer")
@@ -194,7 +164,7 @@ def customer_from_attributes(customer_id: str, attributes: dict) -> Customer:
         last_name=attributes.get("lastName") or last or None,
         external_id=attributes.get("externalId"),
         attributes=custom if isinstance(custom, dict) else {},
-        updated_at=_time(
+        updated_at=moment(
             attributes.get("updatedAt") or attributes.get("modifiedAt"), "data.attributes.updatedAt"
         ),
     )
@@ -265,6 +235,25 @@ HELPDESK = Helpdesk(
     title="Kustomer",
     parse=parse,
     verify=verify,
+    guide=SetupGuide(
+        where="Settings → Platform → Outbound Webhooks → Add Webhook: paste the URL, and the secret "
+        "as the signing secret.",
+        events=(
+            "kustomer.conversation.create",
+            "kustomer.conversation.update",
+            "kustomer.customer.create",
+            "kustomer.customer.update",
+        ),
+        secret=f"Kustomer signs each webhook with it ({SIGNATURE_HEADER}, HMAC-SHA256 of the body).",
+        card_query="customer_id={{customer.id}}",
+    ),
+    defaults={
+        "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",
+        "property_prefix": "kustomer_",
+        "card_frame_ancestors": "https://*.kustomerapp.com",
+    },
     fetch_customer=fetch_customer,
     check_key=check_key,
+    api_url="https://api.kustomerapp.com",
+    api_key_hint="A Kustomer API key with the org.permission.customer.read role.",
 )

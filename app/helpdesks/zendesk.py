@@ -1,0 +1,245 @@
+"""Zendesk: event webhooks and trigger webhooks to facts, the requester lookup, and the signature.
+
+Event webhooks (`type` `zen:event-type:ticket.created` / `ticket.status_changed`, ticket in `detail`)
+name the requester only by id, looked up with `GET /api/v2/users/{id}.json`. Trigger webhooks carry
+the body the admin pastes (`TRIGGER_TEMPLATE`), requester included. CSAT: `good`/`bad` (legacy
+satisfaction) or 1-5, kept raw; good is 5, bad is 1.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
+from app.signing import SignatureError, check_timestamp, verify_hmac
+
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+CLOSED = ("solved", "closed")
+LEGACY_SCORES = {"good": 5, "bad": 1}
+
+TRIGGER_TEMPLATE = """{
+  "event": "ticket.solved",
+  "ticket": {
+    "id": "{{ticket.id}}",
+    "subject": "{{ticket.title}}",
+    "status": "{{ticket.status}}",
+    "channel": "{{ticket.via}}",
+    "url": "{{ticket.link}}",
+    "updated_at": "{{ticket.updated_at_with_timestamp}}"
+  },
+  "requester": {
+    "id": "{{ticket.requester.id}}",
+    "email": "{{ticket.requester.email}}",
+    "name": "{{ticket.requester.name}}",
+    "phone": "{{ticket.requester.phone}}",
+    "external_id": "{{ticket.requester.external_id}}"
+  },
+  "satisfaction": {"score": "{{satisfaction.current_rating}}", "comment": "{{satisfaction.current_comment}}"}
+}"""
+
+
+def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
+    """An event webhook (`type` starts with `zen:event-type:`) or one of our trigger bodies (`event`)."""
+    if isinstance(payload.get("type"), str) and payload["type"].startswith("zen:event-type:"):
+        return _event_webhook(payload)
+    if "event" in payload:
+        return _trigger_webhook(payload)
+    raise PayloadError(
+        "type: Missing data for required field (a Zendesk event type, or our trigger's event)."
+    )
+
+
+def _event_webhook(payload: dict) -> Webhook:
+    kind = payload["type"].removeprefix("zen:event-type:")
+    event_id = required_text(payload.get("id"), "id")
+    detail = mapping(payload.get("detail"), "detail")
+    event = mapping(payload.get("event"), "event")
+    sent_at = moment(payload.get("time"), "time")
+    if kind not in ("ticket.created", "ticket.status_changed"):
+        return Webhook(event_id, payload["type"], [])
+    base = _ticket_base(detail, "detail")
+    if kind == "ticket.created":
+        when = required(moment(detail.get("created_at"), "detail.created_at") or sent_at, "time")
+        return Webhook(
+            event_id, payload["type"], [Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=when, **base)]
+        )
+    current = (text(event.get("current"), "event.current") or "").lower()
+    if current not in CLOSED:
+        return Webhook(event_id, payload["type"], [])
+    when = required(sent_at or moment(detail.get("updated_at"), "detail.updated_at"), "time")
+    # solved then closed is one close; a reopened and solved again ticket is a new one
+    fact = Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
+    return Webhook(event_id, payload["type"], [] if current == "closed" else [fact])
+
+
+def _ticket_base(ticket: dict, where: str) -> dict[str, Any]:
+    via = ticket.get("via")
+    channel = mapping(via, f"{where}.via").get("channel") if isinstance(via, dict) else via
+    return {
+        "conversation_id": required_text(ticket.get("id"), f"{where}.id"),
+        "customer_id": text(ticket.get("requester_id"), f"{where}.requester_id"),
+        "subject": text(ticket.get("subject"), f"{where}.subject"),
+        "channel": text(channel, f"{where}.via.channel"),
+    }
+
+
+def _trigger_webhook(payload: dict) -> Webhook:
+    event = required_text(payload.get("event"), "event")
+    ticket = mapping(payload.get("ticket"), "ticket")
+    requester = mapping(payload.get("requester"), "requester")
+    customer = _customer(requester, "requester") if requester else None
+    base = {
+        "conversation_id": required_text(ticket.get("id"), "ticket.id"),
+        "customer_id": customer.helpdesk_id if customer else None,
+        "subject": text(ticket.get("subject"), "ticket.subject"),
+        "channel": text(ticket.get("channel"), "ticket.channel"),
+        "link": text(ticket.get("url"), "ticket.url"),
+        "customer": customer,
+    }
+    if base["link"] and not base["link"].startswith("http"):
+        base["link"] = f"https://{base['link']}"  # {{ticket.link}} has no scheme
+    when = required(moment(ticket.get("updated_at"), "ticket.updated_at"), "ticket.updated_at")
+    facts: list[Fact] = []
+    if event == "ticket.created":
+        facts.append(Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=when, **base))
+    elif event == "ticket.solved":
+        facts.append(
+            Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
+        )
+    elif event == "ticket.rated":
+        facts.append(_csat(mapping(payload.get("satisfaction"), "satisfaction"), when, base))
+    if customer is not None and customer.identifiable:
+        facts.append(
+            Fact(
+                kind=Kind.CUSTOMER_UPSERTED,
+                occurred_at=when,
+                customer_id=customer.helpdesk_id,
+                customer=customer,
+            )
+        )
+    return Webhook(body_id(event, payload), f"trigger {event}", facts)
+
+
+def _csat(satisfaction: dict, when: datetime, base: dict) -> Fact:
+    raw = text(satisfaction.get("score"), "satisfaction.score")
+    if raw is None:
+        raise PayloadError("satisfaction.score: Missing data for required field.")
+    score = LEGACY_SCORES.get(raw.lower()) or rating(raw, "satisfaction.score")
+    comment = text(satisfaction.get("comment"), "satisfaction.comment")
+    return Fact(
+        kind=Kind.CSAT_SUBMITTED,
+        occurred_at=when,
+        discriminator=when.isoformat(),
+        rating=score,
+        raw_rating=raw,
+        comment=comment,
+        **base,
+    )
+
+
+def _customer(user: dict, where: str) -> Customer:
+    first, last = split_name(user.get("name"))
+    fields_ = user.get("user_fields")
+    return Customer(
+        helpdesk_id=required_text(user.get("id"), f"{where}.id"),
+        email=text(user.get("email"), f"{where}.email"),
+        phone=text(user.get("phone"), f"{where}.phone"),
+        first_name=first,
+        last_name=last,
+        external_id=text(user.get("external_id"), f"{where}.external_id"),
+        attributes=fields_ if isinstance(fields_, dict) else {},
+        updated_at=moment(user.get("updated_at"), f"{where}.updated_at"),
+    )
+
+
+def _auth(api_key: str) -> dict[str, str]:
+    """`email/token:API_TOKEN` is Zendesk's API-token basic auth; anything else is an OAuth token."""
+    if "/token:" in api_key:
+        return {"Authorization": "Basic " + base64.b64encode(api_key.encode()).decode()}
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> requests.Response:
+    try:
+        return session.get(url, headers={**_auth(api_key), "Accept": "application/json"}, timeout=timeout)
+    except requests.RequestException as error:
+        raise HelpdeskUnavailable(f"Zendesk did not answer: {type(error).__name__}") from None
+
+
+def fetch_customer(
+    base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
+) -> Customer | None:
+    """The requester from `GET /api/v2/users/{id}.json`; None when Zendesk does not know the id."""
+    response = _get(session, f"{base_url}/api/v2/users/{customer_id}.json", api_key, timeout)
+    if response.status_code == 404:
+        return None
+    _raise_for(response, f"GET /api/v2/users/{customer_id}.json")
+    try:
+        return _customer(mapping(response.json().get("user"), "user"), "user")
+    except (ValueError, PayloadError):
+        raise HelpdeskUnavailable("Zendesk's answer was not the user JSON we expected") from None
+
+
+def check_key(base_url: str, api_key: str, session: requests.Session, timeout: float) -> None:
+    """`GET /api/v2/users/me.json`: Zendesk answers an anonymous user for a key it does not accept."""
+    response = _get(session, f"{base_url}/api/v2/users/me.json", api_key, timeout)
+    _raise_for(response, "GET /api/v2/users/me.json")
+    if not (response.json().get("user") or {}).get("id"):
+        raise HelpdeskAuthError("Zendesk does not recognize the key (it answered as an anonymous user)")
+
+
+def _raise_for(response: requests.Response, call: str) -> None:
+    if response.status_code in (401, 403):
+        raise HelpdeskAuthError(f"Zendesk answered {response.status_code} to {call}")
+    if response.status_code != 200:
+        raise HelpdeskUnavailable(f"Zendesk answered {response.status_code} to {call}")
+
+
+def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
+    """Base64 HMAC-SHA256 of the timestamp header's value followed by the raw body, within 5 minutes."""
+    stamp = headers.get(TIMESTAMP_HEADER)
+    if not stamp:
+        raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
+    try:
+        verify_hmac(stamp.encode() + body, secrets, headers.get(SIGNATURE_HEADER), encoding="base64")
+    except SignatureError as error:
+        raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
+    when = moment(stamp, TIMESTAMP_HEADER)
+    check_timestamp(when.timestamp())
+
+
+HELPDESK = Helpdesk(
+    name="zendesk",
+    title="Zendesk",
+    parse=parse,
+    verify=verify,
+    guide=SetupGuide(
+        where="Admin Center → Apps and integrations → Webhooks → Create webhook: choose “Zendesk events”, "
+        "paste the URL, request method POST, format JSON, no authentication, and subscribe to the events "
+        "below. Then reveal the webhook's signing secret in Zendesk and paste it into the workspace's "
+        "settings as its webhook secret. For CSAT, add a trigger (Objects and rules → Triggers) on "
+        "“Satisfaction changed” that notifies this webhook with the body below.",
+        events=("Ticket created", "Ticket status changed", "Trigger: satisfaction rated (body below)"),
+        secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body); "
+        "its signing secret must be the workspace's webhook secret.",
+        card_query="email={{ticket.requester.email}}",
+        body_template=TRIGGER_TEMPLATE.replace('"ticket.solved"', '"ticket.rated"'),
+    ),
+    defaults={
+        "link_template": "https://{org_name}.zendesk.com/agent/tickets/{conversation_id}",
+        "property_prefix": "zendesk_",
+        "card_frame_ancestors": "https://*.zendesk.com",
+    },
+    fetch_customer=fetch_customer,
+    check_key=check_key,
+    api_key_hint="email/token:API_TOKEN (Admin Center → Apps and integrations → Zendesk API), "
+    "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com.",
+)
