@@ -17,7 +17,8 @@ from werkzeug.security import generate_password_hash
 from app import MIGRATIONS, create_app, delivery
 from app.extensions import db
 from app.facts import Kind
-from app.models import Delivery, DeliveryStatus, User, Workspace
+from app.helpdesks import HELPDESKS
+from app.models import Delivery, DeliveryStatus, User, Workspace, new_webhook_secret
 from app.sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
 
@@ -609,3 +610,23 @@ def test_raw_keys_never_reach_a_page_or_a_log_line(app, admin, caplog):
     for key in keys:
         assert all(key not in body for body in bodies), key
         assert key not in logged, key
+
+
+@pytest.mark.parametrize("name", sorted(HELPDESKS))
+def test_the_set_up_guide_page_shows_each_helpdesks_steps(app, admin, name):
+    with app.app_context():
+        ws = Workspace(name=f"On {name}", helpdesk=name, settings={})
+        ws.klaviyo_key = SANDBOX_KEY
+        ws.webhook_secret = new_webhook_secret(name)
+        db.session.add(ws)
+        db.session.commit()
+        ws_id = ws.id
+    shown = text_of(admin.get(f"/admin/workspaces/{ws_id}/setup"))
+    guide = HELPDESKS[name].guide
+    assert " ".join(guide.where.split()) in shown
+    for event in guide.events:
+        assert event in shown
+    assert f"/webhooks/{name}/{ws_id}" in shown
+    assert guide.card_query in shown
+    if guide.body_template:
+        assert " ".join(guide.body_template.split()) in shown

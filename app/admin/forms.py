@@ -13,9 +13,11 @@ from wtforms import (
     PasswordField,
     SelectField,
     StringField,
+    URLField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
+    URL,
     DataRequired,
     Email,
     InputRequired,
@@ -75,6 +77,12 @@ class WorkspaceForm(FlaskForm):
     )
     helpdesk_key = PasswordField("Helpdesk API key", validators=[Optional(), Length(max=2000)])
     clear_helpdesk_key = BooleanField("Remove the stored helpdesk API key")
+    webhook_secret = PasswordField(
+        "Webhook secret",
+        validators=[Optional(), Length(min=16, max=500)],
+        description="Only for helpdesks that make their own signing secret (Zendesk, Intercom, Front): "
+        "paste it here. Empty: keep the current one (the set-up guide shows it).",
+    )
     csat_threshold = IntegerField(
         "CSAT threshold",
         validators=[InputRequired(), NumberRange(1, 5)],
@@ -82,13 +90,14 @@ class WorkspaceForm(FlaskForm):
     )
     link_template = StringField(
         "Conversation link template",
-        validators=[DataRequired(), Length(max=500), _link_template],
-        description="{org_name} and {conversation_id} are filled in.",
+        validators=[Optional(), Length(max=500), _link_template],
+        description="{org_name} and {conversation_id} are filled in. Empty: the helpdesk's usual address.",
     )
     property_prefix = StringField(
         "Profile property prefix",
         validators=[Length(max=40), Regexp(r"^[A-Za-z0-9_]*$", message="Letters, digits and _ only.")],
-        description="Put before every helpdesk customer attribute sent to Klaviyo.",
+        description="Put before every helpdesk customer attribute sent to Klaviyo. "
+        "Empty on a new workspace: the helpdesk's name and _.",
     )
     phone_region = StringField(
         "Default phone region",
@@ -97,8 +106,18 @@ class WorkspaceForm(FlaskForm):
     )
     card_frame_ancestors = StringField(
         "Card frame-ancestors",
-        validators=[DataRequired(), Length(max=500), _origins],
-        description="The helpdesk's origin(s) allowed to show the card in a frame, separated by spaces.",
+        validators=[Optional(), Length(max=500), _origins],
+        description="The helpdesk's origin(s) allowed to show the card in a frame, separated by spaces. "
+        "Empty: the helpdesk's own.",
+    )
+    helpdesk_api_url = URLField(
+        "Helpdesk API URL",
+        validators=[
+            Optional(),
+            Length(max=300),
+            URL(require_tld=False, message="A URL such as https://acme.zendesk.com"),
+        ],
+        description="Only where the helpdesk's API lives at your own address (Zendesk: https://YOUR-SUBDOMAIN.zendesk.com).",
     )
 
     def __init__(self, *args: object, **kwargs: object) -> None:

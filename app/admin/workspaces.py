@@ -19,21 +19,23 @@ from app.admin.forms import (
     TestEventForm,
     WorkspaceForm,
 )
-from app.cli import webhook_url
+from app.cli import card_url_template, webhook_url
 from app.crypto import mask
 from app.extensions import db
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
 
-# What each helpdesk's admin subscribes to; the README says the same.
-SUBSCRIPTIONS = {
-    "kustomer": [
-        "kustomer.conversation.create",
-        "kustomer.conversation.update",
-        "kustomer.customer.create",
-        "kustomer.customer.update",
-    ],
-}
+SETTINGS = (
+    "csat_threshold",
+    "link_template",
+    "property_prefix",
+    "phone_region",
+    "card_frame_ancestors",
+    "helpdesk_api_url",
+)
+
+
+HELPDESK_DEFAULTS = ("link_template", "property_prefix", "card_frame_ancestors", "helpdesk_api_url")
 
 
 def load(workspace_id: str) -> Workspace:
@@ -59,13 +61,7 @@ def workspaces() -> str:
 def _fill(form: WorkspaceForm, workspace: Workspace) -> None:
     """Show a workspace's stored settings in the form (never its keys)."""
     form.name.data, form.helpdesk.data = workspace.name, workspace.helpdesk
-    for name in (
-        "csat_threshold",
-        "link_template",
-        "property_prefix",
-        "phone_region",
-        "card_frame_ancestors",
-    ):
+    for name in SETTINGS:
         getattr(form, name).data = workspace.setting(name)
     for kind in EVENT_KINDS:
         getattr(form, f"send_{kind.value}").data = workspace.sends(kind.value)
@@ -77,15 +73,18 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
     """Store the form in the workspace; True when the Klaviyo key changed."""
     workspace.name, workspace.helpdesk = form.name.data.strip(), form.helpdesk.data
     settings = dict(workspace.settings or {})
-    for name in (
-        "csat_threshold",
-        "link_template",
-        "property_prefix",
-        "phone_region",
-        "card_frame_ancestors",
-    ):
-        settings[name] = getattr(form, name).data
-    settings["card_frame_ancestors"] = " ".join(settings["card_frame_ancestors"].split())
+    for name in SETTINGS:
+        value = getattr(form, name).data
+        if isinstance(value, str):
+            value = " ".join(value.split()) if name == "card_frame_ancestors" else value.strip()
+        if (
+            name in HELPDESK_DEFAULTS
+            and value in ("", None)
+            and not (name == "property_prefix" and workspace.id)
+        ):
+            settings.pop(name, None)  # empty: the helpdesk's default applies
+        else:
+            settings[name] = value
     settings["events_enabled"] = {
         kind.value: bool(getattr(form, f"send_{kind.value}").data) for kind in EVENT_KINDS
     }
@@ -99,6 +98,8 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
         workspace.helpdesk_key = form.helpdesk_key.data.strip()
     elif form.clear_helpdesk_key.data:
         workspace.helpdesk_key = None
+    if form.webhook_secret.data:
+        workspace.webhook_secret = form.webhook_secret.data.strip()
     if form.klaviyo_key.data:
         workspace.klaviyo_key = form.klaviyo_key.data.strip()
         return True
@@ -106,7 +107,8 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
 
 
 def _metric_placeholders(helpdesk: str) -> dict[str, str]:
-    settings = MappingSettings(helpdesk=helpdesk)
+    info = helpdesks.get(helpdesk)
+    settings = MappingSettings(helpdesk=helpdesk, metric_prefix=info.metric_prefix or info.title)
     return {kind.value: settings.metric_name(kind) for kind in (*METRIC_KINDS, Kind.TEST_EVENT)}
 
 
@@ -119,6 +121,7 @@ def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int
             workspace=workspace,
             masked_klaviyo=mask(workspace.klaviyo_key) if workspace else "",
             masked_helpdesk=mask(workspace.helpdesk_key) if workspace else "",
+            api_key_hint=helpdesks.get(helpdesk).api_key_hint,
             kinds=EVENT_KINDS,
             metric_kinds=METRIC_KINDS,
             placeholders=_metric_placeholders(helpdesk),
@@ -135,14 +138,9 @@ def new_workspace():
     form = WorkspaceForm()
     if not form.is_submitted():
         form.helpdesk.data = "kustomer"
-        for name in (
-            "csat_threshold",
-            "link_template",
-            "property_prefix",
-            "phone_region",
-            "card_frame_ancestors",
-        ):
-            getattr(form, name).data = DEFAULT_SETTINGS[name]
+        for name in SETTINGS:
+            if name not in HELPDESK_DEFAULTS:
+                getattr(form, name).data = DEFAULT_SETTINGS[name]
         for kind in EVENT_KINDS:
             getattr(form, f"send_{kind.value}").data = True
     if form.validate_on_submit():
@@ -150,8 +148,9 @@ def new_workspace():
             form.klaviyo_key.errors = ["A new workspace needs its Klaviyo private API key."]
             return _settings_page(form, None, 400)
         workspace = Workspace(settings={})
-        workspace.webhook_secret = new_webhook_secret()
         _apply(form, workspace)
+        if not form.webhook_secret.data:
+            workspace.webhook_secret = new_webhook_secret(workspace.helpdesk)
         db.session.add(workspace)
         db.session.commit()
         flash(f"Created {workspace.name}. Test the connection, then follow the set-up guide.")
@@ -189,8 +188,8 @@ def test_connection(workspace_id: str):
     )
     klaviyo_result = connection.check_klaviyo(client)
     helpdesk_result = connection.check_helpdesk(
-        helpdesks.get(workspace.helpdesk),
-        current_app.config["HELPDESK_API_URLS"].get(workspace.helpdesk),
+        workspace.helpdesk_info(),
+        workspace.helpdesk_api_url(),
         workspace.helpdesk_key,
         delivery.http_session(),
     )
@@ -200,7 +199,6 @@ def test_connection(workspace_id: str):
 
 
 def _setup_page(workspace: Workspace, reveal: bool = False) -> str:
-    base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
     token = workspace.card_token
     db.session.commit()  # the card token is made on first use
     secret = workspace.webhook_secret
@@ -209,10 +207,10 @@ def _setup_page(workspace: Workspace, reveal: bool = False) -> str:
         workspace=workspace,
         webhook_url=webhook_url(workspace),
         secret=secret if reveal else mask(secret),
-        card_template=f"{base}?token={token if reveal else mask(token)}&customer_id={{{{customer.id}}}}",
+        card_template=card_url_template(workspace, token if reveal else mask(token)),
+        guide=workspace.helpdesk_info().guide,
         revealed=reveal,
         now=utcnow(),
-        subscriptions=SUBSCRIPTIONS.get(workspace.helpdesk, []),
         button=ButtonForm(),
         rotate=RotateSecretForm(),
     )

@@ -1,0 +1,291 @@
+"""Every helpdesk end to end: a signed webhook in, a real worker, the event in the Klaviyo sandbox.
+
+Also: the registry is the only place a helpdesk is wired in, and every helpdesk has a set-up guide.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import helpdesks, mapping
+from app.extensions import db
+from app.facts import Fact, Kind, Webhook
+from app.helpdesks import HELPDESKS, Helpdesk, SetupGuide
+from app.models import Delivery, Workspace, new_webhook_secret
+from app.sandbox import helpdesks as lookup_sandbox
+from app.sandbox.serve import ServerThread
+from app.signing import sign_standard_webhook, verify_shared_secret
+from tests.conftest import SANDBOX_KEY
+from tests.services import wait_until
+
+ADA = {"id": "8712", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550132"}
+NOW = datetime.now(UTC).replace(microsecond=0)
+ISO = NOW.isoformat().replace("+00:00", "Z")
+
+
+def _hmac(secret: str, content: bytes, digest: str = "sha256") -> bytes:
+    return hmac.new(secret.encode(), content, digest).digest()
+
+
+# (helpdesk, payload, headers maker, helpdesk API key) for one conversation created by Ada.
+Case = tuple[str, dict, Callable[[bytes, str], dict[str, str]], str | None]
+CASES: list[Case] = [
+    (
+        "zendesk",
+        {
+            "type": "zen:event-type:ticket.created",
+            "id": "zen-evt-1",
+            "time": ISO,
+            "detail": {
+                "id": "35",
+                "subject": "Where is my order?",
+                "requester_id": "8712",
+                "via": {"channel": "email"},
+            },
+        },
+        lambda body, secret: {
+            "X-Zendesk-Webhook-Signature-Timestamp": ISO,
+            "X-Zendesk-Webhook-Signature": base64.b64encode(_hmac(secret, ISO.encode() + body)).decode(),
+        },
+        lookup_sandbox.ZENDESK_KEY,
+    ),
+    (
+        "helpscout",
+        {
+            "id": 35,
+            "number": 1035,
+            "subject": "Where is my order?",
+            "status": "active",
+            "source": {"type": "email"},
+            "createdAt": ISO,
+            "customer": {"id": 8712},
+        },
+        lambda body, secret: {
+            "X-HelpScout-Event": "convo.created",
+            "X-HelpScout-Signature": base64.b64encode(_hmac(secret, body, "sha1")).decode(),
+        },
+        lookup_sandbox.HELPSCOUT_KEY,
+    ),
+    (
+        "intercom",
+        {
+            "type": "notification_event",
+            "id": "notif_1",
+            "topic": "conversation.user.created",
+            "created_at": int(NOW.timestamp()),
+            "data": {
+                "item": {
+                    "type": "conversation",
+                    "id": "35",
+                    "title": "Where is my order?",
+                    "state": "open",
+                    "created_at": int(NOW.timestamp()),
+                    "source": {"type": "conversation", "author": {"type": "user", "id": "8712"}},
+                    "contacts": {"contacts": [{"type": "contact", "id": "8712"}]},
+                }
+            },
+        },
+        lambda body, secret: {"X-Hub-Signature": "sha1=" + _hmac(secret, body, "sha1").hex()},
+        lookup_sandbox.INTERCOM_KEY,
+    ),
+    (
+        "gorgias",
+        {
+            "trigger": "ticket-created",
+            "ticket": {
+                "id": "35",
+                "subject": "Where is my order?",
+                "channel": "email",
+                "status": "open",
+                "created_datetime": ISO,
+                "updated_datetime": ISO,
+                "closed_datetime": "",
+                "customer": {"id": "8712", "email": "ada@example.com", "name": "Ada Lovelace"},
+                "satisfaction_survey": {"score": "", "body_text": "", "scored_datetime": ""},
+            },
+        },
+        lambda body, secret: {"X-Webhook-Secret": secret},
+        None,
+    ),
+    (
+        "freshdesk",
+        {
+            "event": "ticket_created",
+            "occurred_at": ISO,
+            "ticket": {
+                "id": "35",
+                "subject": "Where is my order?",
+                "status": "Open",
+                "source": "Email",
+                "url": "https://acme.freshdesk.com/a/tickets/35",
+                "satisfaction_survey_rating": "",
+                "contact": {"id": "8712", "email": "ada@example.com", "name": "Ada Lovelace", "phone": ""},
+            },
+        },
+        lambda body, secret: {"X-Webhook-Secret": secret},
+        None,
+    ),
+    (
+        "front",
+        {
+            "id": "evt_1",
+            "type": "inbound",
+            "emitted_at": NOW.timestamp(),
+            "conversation": {
+                "id": "cnv_35",
+                "subject": "Where is my order?",
+                "status": "unassigned",
+                "created_at": NOW.timestamp(),
+                "recipient": {"handle": "ada@example.com", "role": "from"},
+            },
+        },
+        lambda body, secret: {
+            "X-Front-Request-Timestamp": str(int(time.time())),
+            "X-Front-Signature": base64.b64encode(
+                _hmac(secret, str(int(time.time())).encode() + b":" + body)
+            ).decode(),
+        },
+        None,
+    ),
+    (
+        "generic",
+        {
+            "type": "conversation.created",
+            "occurred_at": ISO,
+            "conversation": {"id": "35", "subject": "Where is my order?", "channel": "chat"},
+            "customer": {"id": "8712", "email": "ada@example.com"},
+        },
+        lambda body, secret: {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": sign_standard_webhook(secret, "msg_1", int(time.time()), body),
+        },
+        None,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def helpdesk_apis():
+    with ServerThread(lookup_sandbox.create_app()) as server:
+        yield server
+
+
+def test_every_helpdesk_is_registered_with_a_set_up_guide_and_valid_defaults():
+    assert set(HELPDESKS) == {"kustomer", *(case[0] for case in CASES)}
+    for name, helpdesk in HELPDESKS.items():
+        assert helpdesk.name == name
+        assert helpdesk.guide.where, name
+        assert helpdesk.guide.events, name
+        assert helpdesk.guide.card_query, name
+        mapping.check_link_template(helpdesk.defaults["link_template"])
+        assert helpdesk.defaults["property_prefix"].endswith("_"), name
+        assert (helpdesk.fetch_customer is None) == (helpdesk.check_key is None), name
+
+
+@pytest.mark.parametrize(("name", "payload", "signer", "api_key"), CASES, ids=[case[0] for case in CASES])
+def test_a_conversation_from_each_helpdesk_reaches_klaviyo_once(
+    service, klaviyo, helpdesk_apis, monkeypatch, name, payload, signer, api_key
+):
+    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+    if name in lookup_sandbox.HELPDESKS:
+        requests.post(
+            f"{helpdesk_apis.url}/sandbox/{name}/customers", json=[ADA], timeout=5
+        ).raise_for_status()
+    with service.app.app_context():
+        workspace = Workspace(name=f"Acme on {name}", helpdesk=name, settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.helpdesk_key = api_key
+        workspace.webhook_secret = secret = new_webhook_secret(name)
+        if api_key:
+            workspace.settings = {"helpdesk_api_url": helpdesk_apis.url}
+        db.session.add(workspace)
+        db.session.commit()
+        workspace_id = workspace.id
+    service.start("worker")
+    body = json.dumps(payload).encode()
+    client = service.app.test_client()
+    for _ in range(2):  # the helpdesk retries: still one event
+        response = client.post(
+            f"/webhooks/{name}/{workspace_id}",
+            data=body,
+            headers={"Content-Type": "application/json", **signer(body, secret)},
+        )
+        assert response.status_code in (200, 202), response.get_data(as_text=True)
+
+    def arrived() -> list[dict]:
+        return requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
+
+    [event] = wait_until(arrived, 30, message=f"the {name} event in Klaviyo")
+    prefix = HELPDESKS[name].metric_prefix or HELPDESKS[name].title
+    assert event["metric"] == f"{prefix} Conversation Create"
+    assert event["email"] == "ada@example.com"
+    assert event["properties"]["subject"] == "Where is my order?"
+    time.sleep(1)
+    assert len(arrived()) == 1
+    tampered = client.post(
+        f"/webhooks/{name}/{workspace_id}",
+        data=body + b" ",
+        headers={"Content-Type": "application/json", **signer(body, new_webhook_secret(name))},
+    )
+    assert tampered.status_code == 401
+
+
+def test_adding_a_helpdesk_is_one_module_and_one_registry_line(service, monkeypatch):
+    """A helpdesk made here, registered with one line, is served by the unchanged webhook endpoint."""
+
+    def parse(payload: dict, headers) -> Webhook:
+        fact = Fact(
+            kind=Kind.CONVERSATION_CREATED,
+            occurred_at=NOW,
+            customer_id=payload["customer"],
+            conversation_id=payload["ticket"],
+        )
+        return Webhook(payload["event_id"], "ticket.opened", [fact])
+
+    def verify(body: bytes, headers, secrets) -> None:
+        verify_shared_secret(headers.get("X-Acme-Token"), secrets)
+
+    acme = Helpdesk(
+        name="acmedesk",
+        title="Acme Desk",
+        parse=parse,
+        verify=verify,
+        guide=SetupGuide(
+            where="Settings → Hooks", events=("ticket.opened",), secret="X-Acme-Token", card_query="email="
+        ),
+        defaults={"link_template": "https://acme.example/t/{conversation_id}", "property_prefix": "acme_"},
+    )
+    monkeypatch.setitem(helpdesks.HELPDESKS, "acmedesk", acme)  # the one registry line
+    with service.app.app_context():
+        workspace = Workspace(name="Acme Desk", helpdesk="acmedesk", settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.webhook_secret = "acme-token"
+        db.session.add(workspace)
+        db.session.commit()
+        workspace_id = workspace.id
+    response = service.app.test_client().post(
+        f"/webhooks/acmedesk/{workspace_id}",
+        json={"event_id": "e-1", "ticket": "T-1", "customer": "c-1"},
+        headers={"X-Acme-Token": "acme-token"},
+    )
+    assert response.status_code == 202
+    with service.app.app_context():
+        [row] = db.session.scalars(db.select(Delivery).filter_by(workspace_id=workspace_id)).all()
+        assert (row.kind, row.conversation_id) == ("conversation_created", "T-1")
+
+
+def test_the_readme_carries_every_helpdesks_set_up_guide_as_the_code_has_it():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name, helpdesk in HELPDESKS.items():
+        if name != "kustomer":  # Kustomer's guide is the README's walk-through
+            assert helpdesk.guide_markdown() in readme, f"README's {helpdesk.title} guide is out of date"
