@@ -103,6 +103,7 @@ def _celery_config(
         "task_default_queue": "deliveries",
         "beat_schedule": {
             "requeue-stale-deliveries": {"task": "deliveries.requeue_stale", "schedule": requeue_interval},
+            "check-backlogs": {"task": "deliveries.check_backlogs", "schedule": min(5.0, requeue_interval)},
         },
     }
     config.update(overrides)

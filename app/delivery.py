@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -10,11 +11,12 @@ from datetime import timedelta
 
 import requests
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import helpdesks, klaviyo, mapping, ratelimit
-from app.extensions import db
+from app import bulk, helpdesks, klaviyo, mapping, ratelimit
+from app.extensions import db, redis_client
 from app.facts import Customer as CustomerFact
 from app.facts import Kind, fact_from_dict
 from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
@@ -69,6 +71,12 @@ def deliver(delivery_id: int) -> Attempt | None:
         return None
     delivery = db.session.get(Delivery, delivery_id)
     workspace = db.session.get(Workspace, delivery.workspace_id)
+    bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != bulk.LIVE
+    if bulk_owns and bulk.in_backlog_mode(workspace.id):
+        delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
+        delivery.attempts -= 1
+        db.session.commit()
+        return None
     # a paused workspace's deliveries wait; resuming it enqueues them again
     try:
         attempt = (
@@ -79,7 +87,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         db.session.rollback()
         delivery = db.session.get(Delivery, delivery_id)
         delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
-        attempt = _backoff(workspace, delivery, delivery.age_seconds())
+        attempt = backoff(workspace, delivery, delivery.age_seconds())
     delivery.status = attempt.status
     delivery.lease_until = None
     if attempt.retry_in is not None:
@@ -88,7 +96,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         delivery.delivered_at = utcnow()
         delivery.last_error = attempt.note
         if delivery.kind == Kind.CONVERSATION_CREATED.value:  # an agent is about to open this customer's card
-            profile = _profile_attributes(delivery.request_body)
+            profile = profile_attributes(delivery.request_body)
             kind, value = (
                 ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
             )
@@ -120,7 +128,7 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
         )
     except helpdesks.HelpdeskUnavailable as error:
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
-        return _backoff(workspace, delivery, age)
+        return backoff(workspace, delivery, age)
     return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
 
 
@@ -134,7 +142,7 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
     delivery.request_body = body
-    delivery.email = _profile_attributes(body).get("email")
+    delivery.email = profile_attributes(body).get("email")
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
     account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", path)
     wait = limiter.acquire(account, tier)
@@ -146,7 +154,7 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         try:
             response = client.request("POST", path, json=body)
         except klaviyo.DuplicateProfile as conflict:
-            if "email" not in _profile_attributes(body):
+            if "email" not in profile_attributes(body):
                 raise
             # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
             note = f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
@@ -157,11 +165,12 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         _record_response(delivery, error)
         limiter.pause(account, tier, error.retry_after)
         if age >= workspace.setting("max_age_seconds"):
-            return _backoff(workspace, delivery, age)
+            return backoff(workspace, delivery, age)
         return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))
     except (klaviyo.ServerError, klaviyo.TransportError) as error:
         _record_response(delivery, error)
-        return _backoff(workspace, delivery, age)
+        note_outage(account)
+        return backoff(workspace, delivery, age)
     except klaviyo.AuthError as error:
         _record_response(delivery, error)
         pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
@@ -171,10 +180,11 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
         return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
     delivery.response_status = response.status_code
     delivery.response_body = response.text[:2000] or None
+    note_recovery(workspace, account)
     return Attempt(DeliveryStatus.DELIVERED, note=note)
 
 
-def _profile_attributes(body: dict) -> dict:
+def profile_attributes(body: dict) -> dict:
     attributes = body["data"]["attributes"]
     return attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
 
@@ -190,7 +200,7 @@ def _fail(delivery: Delivery, reason: str) -> Attempt:
     return Attempt(DeliveryStatus.FAILED)
 
 
-def _backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
+def backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
     """Exponential backoff with full jitter, until the workspace's max age; then dead (replayable)."""
     if age >= workspace.setting("max_age_seconds"):
         delivery.last_error = (
@@ -221,6 +231,48 @@ def _stored_customer(workspace_id: str, customer_id: str | None) -> CustomerFact
         return None
     row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id))
     return _as_fact(row) if row else None
+
+
+def stored_or_inline_customer(
+    workspace_id: str, customer_id: str | None, inline: CustomerFact | None
+) -> CustomerFact | None:
+    """Who a conversation's customer is, from the webhook or our stored customers: no API call."""
+    if inline is not None and inline.identifiable:
+        return inline
+    return _stored_customer(workspace_id, customer_id)
+
+
+def note_outage(account: str) -> None:
+    """Klaviyo failed on this account: remember it, so the first success brings the retries forward."""
+    if current_app.config.get("REDIS_URL"):
+        with contextlib.suppress(RedisError):
+            redis_client(current_app).set(f"klaviyo-down:{account}", "1", ex=24 * 3600)
+
+
+def note_recovery(workspace: Workspace, account: str) -> None:
+    """Klaviyo answers again after failing: what waits in backoff for it is due now, not in 30 minutes."""
+    if not current_app.config.get("REDIS_URL"):
+        return
+    try:
+        was_down = redis_client(current_app).delete(f"klaviyo-down:{account}")
+    except RedisError:
+        return
+    if was_down:
+        recovered = db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.workspace_id == workspace.id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at > utcnow(),
+                or_(Delivery.response_status >= 500, Delivery.last_error.like("Klaviyo did not answer%")),
+            )
+            .values(next_attempt_at=utcnow())
+        )
+        log.info(
+            "Klaviyo answers again: %d deliveries of workspace %s are due now",
+            recovered.rowcount,
+            workspace.id,
+        )
 
 
 def _as_fact(row: Customer) -> CustomerFact:

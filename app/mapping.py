@@ -150,23 +150,29 @@ def profile_body(customer: Customer, settings: MappingSettings) -> dict[str, Any
     return {"data": {"type": "profile", "attributes": attributes}}
 
 
+def bulk_layout(bodies: list[dict[str, Any]]) -> list[list[int]]:
+    """How `bulk_events_body` groups create-event bodies: per entry (one profile), their indexes."""
+    entries: dict[str, list[int]] = {}
+    for index, body in enumerate(bodies):
+        profile = body["data"]["attributes"]["profile"]["data"]["attributes"]
+        entries.setdefault(repr(sorted(profile.items())), []).append(index)
+    return list(entries.values())
+
+
 def bulk_events_body(bodies: list[dict[str, Any]], *, backfill: bool = False) -> dict[str, Any]:
     """Create-event bodies as one bulk-create request, grouped one profile per entry."""
-    entries: dict[str, dict[str, Any]] = {}
-    for body in bodies:
-        attributes = dict(body["data"]["attributes"])
-        profile = attributes.pop("profile")
-        if backfill:
-            attributes["backfill"] = True
-        key = repr(sorted(profile["data"]["attributes"].items()))
-        entry = entries.setdefault(
-            key,
-            {"type": "event-bulk-create", "attributes": {"profile": profile, "events": {"data": []}}},
+    entries = []
+    for indexes in bulk_layout(bodies):
+        profile = bodies[indexes[0]]["data"]["attributes"]["profile"]
+        events = []
+        for index in indexes:
+            attributes = {k: v for k, v in bodies[index]["data"]["attributes"].items() if k != "profile"}
+            if backfill:
+                attributes["backfill"] = True
+            events.append({"type": "event", "attributes": attributes})
+        entries.append(
+            {"type": "event-bulk-create", "attributes": {"profile": profile, "events": {"data": events}}}
         )
-        entry["attributes"]["events"]["data"].append({"type": "event", "attributes": attributes})
     return {
-        "data": {
-            "type": "event-bulk-create-job",
-            "attributes": {"events-bulk-create": {"data": list(entries.values())}},
-        }
+        "data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}
     }

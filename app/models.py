@@ -53,6 +53,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "card_frame_ancestors": "https://*.kustomerapp.com",
     "events_enabled": {},
     "helpdesk_api_url": "",
+    "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)
 }
 
 
@@ -224,6 +225,7 @@ class Delivery(db.Model):
     email: Mapped[str | None] = mapped_column(String(320))  # the profile's, for the log's search
     replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # an admin's retry starts a new max age
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(36), index=True)  # the bulk send holding it
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     receipt: Mapped[Receipt | None] = relationship()

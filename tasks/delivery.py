@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-from app import delivery, outbox
+from app import bulk, delivery, outbox
 from tasks.insight import refresh_card
 
 log = logging.getLogger(__name__)
@@ -39,3 +39,34 @@ def requeue_stale() -> int:
     if ids:
         log.info("re-enqueueing %d stale deliveries", len(ids))
     return outbox.enqueue(ids)
+
+
+@shared_task(
+    name="deliveries.drain_backlog",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def drain_backlog(workspace_id: str) -> None:
+    """Bulk-send a workspace's backlog for a while, then hand over to the next run or to live mode."""
+    outcome = bulk.drain(workspace_id)
+    outbox.enqueue(outcome.handed_to_live)
+    if outcome.more or outcome.retry_in is not None:
+        bulk.stay_in_backlog_mode(workspace_id)
+        drain_backlog.apply_async(args=[workspace_id], countdown=outcome.retry_in or 0)
+    else:
+        bulk.leave_backlog_mode(workspace_id)
+
+
+@shared_task(name="deliveries.check_backlogs", ignore_result=True, expires=10)
+def check_backlogs() -> list[str]:
+    """Start a bulk sender for each workspace that owes more due events than its threshold."""
+    started = [
+        workspace_id for workspace_id in bulk.workspaces_in_backlog() if bulk.enter_backlog_mode(workspace_id)
+    ]
+    for workspace_id in started:
+        log.info("workspace %s is in backlog mode: sending in bulk", workspace_id)
+        drain_backlog.delay(workspace_id)
+    return started
