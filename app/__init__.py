@@ -53,7 +53,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     app.extensions["secret_box"] = SecretBox(app.config["SECRET_KEY"], app.config.get("OLD_SECRET_KEYS", ()))
-    app.extensions["limiter"] = Limiter(redis_client(app) if app.config.get("REDIS_URL") else None)
+    app.extensions["limiter"] = Limiter(
+        redis_client(app) if app.config.get("REDIS_URL") else None, app.config["KLAVIYO_RATE_FRACTION"]
+    )
     celery_init_app(app)
 
     from app import admin, cli, errors, health, insight, pages, webhooks

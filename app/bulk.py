@@ -192,11 +192,13 @@ def _prepare(
 ) -> tuple[list[Delivery], list[dict]]:
     """The create-event bodies of the claimed rows that fit in one request; the rest go back."""
     settings = workspace.mapping_settings()
+    stored = delivery.stored_customers(workspace.id, {row.customer_id for row in rows if row.customer_id})
     batch, bodies, size, deferred, live = [], [], 0, [], []
     for row in rows:
         fact = fact_from_dict(row.fact)
         try:
-            customer = delivery.stored_or_inline_customer(workspace.id, row.customer_id, fact.customer)
+            inline = fact.customer if fact.customer is not None and fact.customer.identifiable else None
+            customer = inline or stored.get(row.customer_id)
             if customer is None or not customer.identifiable:
                 live.append(row)  # needs a helpdesk lookup or a wait: the live path
                 continue

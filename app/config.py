@@ -40,6 +40,19 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be more than 0 and at most 1, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, with the defaults of a local run."""
@@ -57,6 +70,7 @@ class Settings:
     requeue_interval_seconds: float = 30.0
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
+    klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
 
     @classmethod
     def from_env(cls, instance_path: Path, env: dict[str, str] | None = None) -> Settings:
@@ -82,6 +96,7 @@ class Settings:
             requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),
             retry_base_seconds=_seconds(env, "RETRY_BASE_SECONDS", 5.0),
+            klaviyo_rate_fraction=_fraction(env, "KLAVIYO_RATE_FRACTION", 1.0),
         )
 
     def as_flask_config(self) -> dict[str, object]:

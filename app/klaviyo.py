@@ -155,7 +155,8 @@ class KlaviyoClient:
         """Send one request; the 2xx response, else the matching KlaviyoError."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         if self.limiter is not None:
-            wait = self.limiter.acquire(account_key(self._api_key), tier_for(method, urlsplit(url).path))
+            tier = tier_for(method, urlsplit(url).path, params)
+            wait = self.limiter.acquire(account_key(self._api_key), tier)
             if wait > 0:
                 raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
         try:

@@ -1,9 +1,11 @@
 """Klaviyo's rate limits, shared through Redis by every web and worker process on the same account.
 
 Klaviyo counts requests per account and tier in a 1 s burst window and a 60 s steady window
-(`x-klaviyo-ratelimit` in its spec). We count the same way before sending, so that together our
-processes stay under the limits; a 429 anyway (someone else on the key) pauses that account and
-tier for every process until `Retry-After` has passed.
+(`x-klaviyo-ratelimit` in its spec). We keep a log of our calls per account and tier and allow a call
+only when the last 1 s (and 60 s) hold fewer than the limit. The windows are a little longer than
+Klaviyo's (by `margin`, the time a call may take to arrive), so that however Klaviyo's windows fall,
+none of them can receive more than the limit from us. A 429 anyway (someone else on the key) pauses
+that account and tier for every process until `Retry-After` has passed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -47,14 +50,24 @@ TIER_OF: dict[tuple[str, str], str] = {
 _ACQUIRE = """
 local paused = redis.call('PTTL', KEYS[3])
 if paused > 0 then return paused end
-local burst = tonumber(redis.call('GET', KEYS[1]) or '0')
-local steady = tonumber(redis.call('GET', KEYS[2]) or '0')
-if steady >= tonumber(ARGV[2]) then return tonumber(ARGV[4]) end
-if burst >= tonumber(ARGV[1]) then return tonumber(ARGV[3]) end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], 2000)
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], 120000)
+local now = tonumber(ARGV[1])
+local windows = {
+  {KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3])},
+  {KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5])},
+}
+local wait = 0
+for _, window in ipairs(windows) do
+  redis.call('ZREMRANGEBYSCORE', window[1], '-inf', now - window[3])
+  if redis.call('ZCARD', window[1]) >= window[2] then
+    local oldest = redis.call('ZRANGE', window[1], 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window[3] - now)
+  end
+end
+if wait > 0 then return math.max(1, math.ceil(wait)) end
+for _, window in ipairs(windows) do
+  redis.call('ZADD', window[1], now, ARGV[6])
+  redis.call('PEXPIRE', window[1], window[3])
+end
 return 0
 """
 
@@ -64,7 +77,10 @@ def account_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-def tier_for(method: str, path: str) -> str:
+def tier_for(method: str, path: str, params: dict | None = None) -> str:
+    """The rate tier of a call; asking a profile for its predictive fields drops it to tier M."""
+    if "predictive_analytics" in str((params or {}).get("additional-fields[profile]", "")):
+        return "M"
     parts = path.split("?", 1)[0].split("/")
     if len(parts) > 3 and parts[3] not in ("", "lists", "segments"):
         parts[3] = "{id}"
@@ -74,10 +90,13 @@ def tier_for(method: str, path: str) -> str:
 class Limiter:
     """Takes a slot in the current windows of an account's tier, or says how long to wait for one."""
 
-    def __init__(self, redis: Redis | None, fraction: float = 1.0, clock=time.time) -> None:
+    def __init__(
+        self, redis: Redis | None, fraction: float = 1.0, clock=time.time, margin: float = 0.1
+    ) -> None:
         self.redis = redis
         self.fraction = fraction
         self._clock = clock
+        self.margin = margin
         self._script = redis.register_script(_ACQUIRE) if redis is not None else None
 
     def limits(self, tier: str) -> tuple[int, int]:
@@ -88,18 +107,15 @@ class Limiter:
         """0 when the call may go now; else the seconds until a slot can free up."""
         if self._script is None:
             return 0.0
-        now = self._clock()
-        second, minute = int(now), int(now // 60)
+        now_ms = int(self._clock() * 1000)
         burst, steady = self.limits(tier)
-        keys = [
-            f"rl:{account}:{tier}:s:{second}",
-            f"rl:{account}:{tier}:m:{minute}",
-            f"rl:{account}:{tier}:pause",
-        ]
-        left_in_second = max(1, int((second + 1 - now) * 1000))
-        left_in_minute = max(1, int(((minute + 1) * 60 - now) * 1000))
+        keys = [f"rl:{account}:{tier}:s", f"rl:{account}:{tier}:m", f"rl:{account}:{tier}:pause"]
+        margin_ms = int(self.margin * 1000)
+        member = f"{now_ms}:{uuid.uuid4().hex[:8]}"
         try:
-            wait_ms = self._script(keys=keys, args=[burst, steady, left_in_second, left_in_minute])
+            wait_ms = self._script(
+                keys=keys, args=[now_ms, burst, 1000 + margin_ms, steady, 60_000 + margin_ms, member]
+            )
         except RedisError as error:  # without Redis nothing is shared; Klaviyo's own 429s still hold us back
             log.warning("rate limiter unavailable (%s): sending without it", type(error).__name__)
             return 0.0

@@ -238,7 +238,7 @@ def test_a_429_pauses_the_account_for_every_process_until_retry_after(app, klavi
 
 
 def test_the_shared_limiter_holds_deliveries_back_at_the_accounts_burst_limit(app, klaviyo, redis_url):
-    frozen = 1_900_000_000.25  # one instant, so that every slot below falls in the same second
+    frozen = 1_900_000_000.25  # one instant, so that every slot below is taken at once
     limiter = ratelimit.Limiter(Redis.from_url(redis_url), clock=lambda: frozen)
     app.extensions["limiter"] = limiter
     account = ratelimit.account_key(SANDBOX_KEY)
@@ -246,7 +246,7 @@ def test_the_shared_limiter_holds_deliveries_back_at_the_accounts_burst_limit(ap
     assert [limiter.acquire(account, "XL") for _ in range(burst)] == [0.0] * burst
     attempt, row = settle(conversation())
     assert row.status == DeliveryStatus.PENDING
-    assert 0.75 <= attempt.retry_in <= 1.0
+    assert 1.1 <= attempt.retry_in <= 1.35  # the window (1 s and the 0.1 s margin), plus jitter
     assert row.attempts == 0, "waiting for our share of the quota is not a failed try"
     assert (
         "create_event" not in requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["by_operation"]

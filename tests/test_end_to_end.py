@@ -240,8 +240,10 @@ def klaviyo_events(klaviyo) -> list[dict]:
     return requests.get(f"{klaviyo.url}/sandbox/events", timeout=10).json()["events"]
 
 
-def assert_exactly_once(scenario: Scenario, klaviyo, service) -> None:
-    wait_until(lambda: open_deliveries(service) == 0, 120, interval=0.5, message="every delivery to settle")
+def assert_exactly_once(scenario: Scenario, klaviyo, service, timeout: float = 120) -> None:
+    wait_until(
+        lambda: open_deliveries(service) == 0, timeout, interval=0.5, message="every delivery to settle"
+    )
     events = [e for e in klaviyo_events(klaviyo) if e["metric"].startswith("Kustomer")]
     got = Counter(
         (e["metric"], e["properties"]["conversationId"], e["properties"].get("rating")) for e in events
