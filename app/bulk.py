@@ -168,10 +168,6 @@ def drain(workspace_id: str, seconds: float = 20.0) -> Drained:
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
     account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", BULK_PATH)
     while time.monotonic() < deadline:
-        wait = limiter.acquire(account, tier)
-        if wait > 0:
-            outcome.retry_in = wait
-            return outcome
         owner = str(uuid.uuid4())
         rows = _claim(workspace_id, owner, MAX_EVENTS)
         if not rows:
@@ -231,6 +227,11 @@ def _to_live(rows: list[Delivery], outcome: Drained) -> None:
 def _send(workspace, client, limiter, account, tier, batch, bodies, outcome: Drained) -> bool:
     """One bulk request, then again without each item Klaviyo names; True when the run must stop."""
     while batch:
+        wait = limiter.acquire(account, tier)
+        if wait > 0:  # our share of the bulk tier is used up for now
+            _release(batch, next_attempt_at=utcnow())
+            outcome.retry_in = wait
+            return True
         outcome.requests += 1
         try:
             response = client.request("POST", BULK_PATH, json=mapping.bulk_events_body(bodies))
