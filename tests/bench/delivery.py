@@ -173,7 +173,7 @@ def _backlog(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, s
     throttled = after["by_status"].get("429", 0) - before["by_status"].get("429", 0)
     return (
         f"{done:,} of {BACKLOG:,} in {elapsed:.1f} s (with worker and beat start), {throttled} x 429",
-        f"{calls / max(done, 1):.4f} Klaviyo calls per event ({calls} calls, {bulk_calls} of them bulk requests)",
+        f"{calls / max(done, 1):.4f} Klaviyo calls per event ({calls} calls, {bulk_calls} bulk requests)",
     )
 
 
