@@ -56,7 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["limiter"] = Limiter(
         redis_client(app) if app.config.get("REDIS_URL") else None, app.config["KLAVIYO_RATE_FRACTION"]
     )
-    celery_init_app(app)
+    celery = celery_init_app(app)
+
+    from app.outbox import Publisher
+
+    app.extensions["publisher"] = Publisher(celery)
 
     from app import admin, cli, errors, health, insight, pages, webhooks
 

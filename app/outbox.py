@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import queue
+import threading
+import time
 from dataclasses import dataclass
 
 from flask import current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app import mapping
@@ -20,6 +26,8 @@ from app.models import Customer, Delivery, DeliveryStatus, Receipt, Workspace, u
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "deliveries.deliver"
+DELIVER_MANY_TASK = "deliveries.deliver_many"
+PUBLISH_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -29,25 +37,43 @@ class Recorded:
     released_ids: list[int]  # deliveries that were waiting for this customer and can go now
 
 
-def record(workspace: Workspace, webhook: Webhook) -> Recorded | None:
+def record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
     """Store a webhook's receipt and deliveries in one transaction; None when it was already received."""
-    seen = select(Receipt.id).filter_by(workspace_id=workspace.id, event_id=webhook.event_id)
-    if db.session.scalar(seen) is not None:
-        return None
-    try:
-        recorded = _record(workspace, webhook)
-        db.session.commit()
-    except IntegrityError:  # the same event, received concurrently by another process
-        db.session.rollback()
-        return None
-    return recorded
+    with _sqlite_writer if db.engine.dialect.name == "sqlite" else contextlib.nullcontext():
+        return _record_with_retries(workspace, webhook)
 
 
-def _record(workspace: Workspace, webhook: Webhook) -> Recorded:
-    receipt = Receipt(workspace_id=workspace.id, event_id=webhook.event_id, event_name=webhook.event_name)
-    db.session.add(receipt)
-    deliveries: list[Delivery] = []
-    released: list[Delivery] = []
+# SQLite lets one connection write at a time and makes the others sleep and poll for the lock, in
+# steps of up to 100 ms: the threads of one web process take turns here instead.
+_sqlite_writer = threading.Lock()
+
+
+def _record_with_retries(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
+    for _ in range(3):
+        try:
+            recorded = _record(workspace, webhook)
+            db.session.commit()
+            return recorded
+        except IntegrityError:
+            db.session.rollback()
+            seen = select(Receipt.id).filter_by(workspace_id=workspace.id, event_id=webhook.event_id)
+            if db.session.scalar(seen) is not None:
+                return None  # this event id was received already (a resend, perhaps concurrent)
+            # another webhook stored the same new customer at the same moment: once more, it exists now
+    raise RuntimeError(f"could not store webhook {webhook.event_id}: conflicting writes kept winning")
+
+
+def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded:
+    receipt = {
+        "workspace_id": workspace.id,
+        "event_id": webhook.event_id,
+        "event_name": webhook.event_name,
+        "received_at": utcnow(),
+    }
+    connection = db.session.connection()
+    receipt_id = connection.execute(_INSERT_RECEIPT, receipt).scalar_one()
+    delivery_ids: list[int] = []
+    released: list[int] = []
     for fact in webhook.facts:
         if fact.kind is Kind.CUSTOMER_UPSERTED and fact.customer is not None:
             # each customer webhook is its own profile write; only a resend of it is a duplicate
@@ -56,25 +82,98 @@ def _record(workspace: Workspace, webhook: Webhook) -> Recorded:
                 released += _release_waiting(workspace.id, fact.customer.helpdesk_id)
         if not workspace.sends(fact.kind.value):
             continue  # the admin switched this kind of event off
-        unique_id = mapping.unique_id(workspace.id, workspace.helpdesk, fact)
-        owed = select(Delivery.id).filter_by(workspace_id=workspace.id, unique_id=unique_id)
-        if db.session.scalar(owed) is not None or unique_id in {d.unique_id for d in deliveries}:
-            continue  # the same fact reached us under another event id: owed once
-        delivery = Delivery(
-            workspace_id=workspace.id,
-            receipt=receipt,
-            kind=fact.kind.value,
-            unique_id=unique_id,
-            customer_id=fact.customer_id or (fact.customer.helpdesk_id if fact.customer else None),
-            conversation_id=fact.conversation_id,
-            email=mapping.normalize_email(fact.customer.email) if fact.customer else None,
-            fact=fact_to_dict(fact),
-            occurred_at=fact.occurred_at,
+        now = utcnow()
+        row = {
+            "workspace_id": workspace.id,
+            "receipt_id": receipt_id,
+            "kind": fact.kind.value,
+            "status": DeliveryStatus.PENDING,
+            "unique_id": mapping.unique_id(workspace.id, workspace.helpdesk, fact),
+            "customer_id": fact.customer_id or (fact.customer.helpdesk_id if fact.customer else None),
+            "conversation_id": fact.conversation_id,
+            "email": mapping.normalize_email(fact.customer.email) if fact.customer else None,
+            "fact": fact_to_dict(fact),
+            "attempts": 0,
+            "occurred_at": fact.occurred_at,
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+        }
+        # the same fact reached us under another event id: it is owed once
+        inserted = connection.execute(_insert_new_delivery(), row).scalar_one_or_none()
+        if inserted is not None:
+            delivery_ids.append(inserted)
+    return Recorded(receipt_id, delivery_ids, released)
+
+
+_INSERT_RECEIPT = insert(Receipt.__table__).returning(Receipt.__table__.c.id)
+_INSERT_DELIVERY = {
+    dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Delivery.__table__)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "unique_id"])
+    .returning(Delivery.__table__.c.id)
+    for dialect in (postgresql, sqlite)
+}
+
+
+def _insert_new_delivery():
+    """INSERT ... ON CONFLICT (workspace_id, unique_id) DO NOTHING RETURNING id, in this database's SQL."""
+    return _INSERT_DELIVERY[db.engine.dialect.name]
+
+
+@dataclass(frozen=True)
+class IntakeWorkspace:
+    """What intake needs of a workspace, kept a few seconds per process so a webhook costs no lookup."""
+
+    id: str
+    helpdesk: str
+    secret_header: str | None
+    secrets: tuple[str, ...]
+    enabled: tuple[tuple[str, bool], ...]
+
+    def sends(self, kind: str) -> bool:
+        return dict(self.enabled).get(kind, True)
+
+
+INTAKE_CACHE_SECONDS = 5.0
+_intake_caches: list[dict[str, tuple[float, IntakeWorkspace | None]]] = []  # one per app, to forget in
+
+
+def _intake_cache() -> dict[str, tuple[float, IntakeWorkspace | None]]:
+    cache = current_app.extensions.get("intake_workspaces")
+    if cache is None:
+        cache = current_app.extensions["intake_workspaces"] = {}
+        _intake_caches.append(cache)
+    return cache
+
+
+def intake_workspace(workspace_id: str) -> IntakeWorkspace | None:
+    """The workspace as intake sees it; settings and secrets changes reach every process within 5 s."""
+    now = time.monotonic()
+    cache = _intake_cache()
+    cached = cache.get(workspace_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    workspace = db.session.get(Workspace, workspace_id)
+    snapshot = None
+    if workspace is not None:
+        snapshot = IntakeWorkspace(
+            id=workspace.id,
+            helpdesk=workspace.helpdesk,
+            secret_header=workspace.secret_header,
+            secrets=tuple(workspace.webhook_secrets()),
+            enabled=tuple(sorted(workspace.setting("events_enabled").items())),
         )
-        db.session.add(delivery)
-        deliveries.append(delivery)
-    db.session.flush()
-    return Recorded(receipt.id, [d.id for d in deliveries], [d.id for d in released])
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[workspace_id] = (now + INTAKE_CACHE_SECONDS, snapshot)
+    return snapshot
+
+
+@event.listens_for(Workspace, "after_update")
+def _forget_intake_workspace(mapper, connection, workspace: Workspace) -> None:
+    """A change made in this process applies here at once; other processes see it within 5 s."""
+    for cache in _intake_caches:
+        cache.pop(workspace.id, None)
 
 
 def store_customer(workspace_id: str, customer: CustomerFact) -> bool:
@@ -98,7 +197,7 @@ def store_customer(workspace_id: str, customer: CustomerFact) -> bool:
     return customer.identifiable
 
 
-def _release_waiting(workspace_id: str, customer_id: str) -> list[Delivery]:
+def _release_waiting(workspace_id: str, customer_id: str) -> list[int]:
     waiting = db.session.scalars(
         select(Delivery).filter_by(
             workspace_id=workspace_id, customer_id=customer_id, status=DeliveryStatus.WAITING
@@ -107,7 +206,7 @@ def _release_waiting(workspace_id: str, customer_id: str) -> list[Delivery]:
     for delivery in waiting:
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = utcnow()
-    return list(waiting)
+    return [delivery.id for delivery in waiting]
 
 
 def enqueue(delivery_ids: list[int]) -> int:
@@ -124,3 +223,49 @@ def enqueue(delivery_ids: list[int]) -> int:
             log.warning("could not enqueue delivery %s (%s); the beat task will retry", delivery_id, error)
             break
     return sent
+
+
+class Publisher:
+    """Hands intake's deliveries to the workers from a thread, many ids to a message when busy.
+
+    A webhook is answered once its rows are committed; publishing after that is only how the
+    workers hear of them soon. Whatever this thread has not published when the process stops is
+    re-enqueued by beat from the outbox, like any message Redis lost.
+    """
+
+    def __init__(self, celery) -> None:
+        self.celery = celery
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+
+    def submit(self, delivery_ids: list[int]) -> None:
+        if self._pid != os.getpid():  # a fresh thread in each forked web process
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._queue = queue.SimpleQueue()
+                    threading.Thread(target=self._run, name="delivery-publisher", daemon=True).start()
+                    self._pid = os.getpid()
+        self._queue.put(delivery_ids)
+
+    def _run(self) -> None:
+        while True:
+            ids = list(self._queue.get())
+            while len(ids) < PUBLISH_BATCH:
+                try:
+                    ids += self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                if len(ids) == 1:
+                    self.celery.send_task(DELIVER_TASK, args=ids)
+                else:
+                    self.celery.send_task(DELIVER_MANY_TASK, args=[ids])
+            except (KombuError, RedisError, OSError) as error:
+                log.warning("could not enqueue %d deliveries (%s); the beat task will", len(ids), error)
+
+
+def enqueue_soon(delivery_ids: list[int]) -> None:
+    """Hand deliveries to the workers without making the caller wait for the broker (intake)."""
+    if delivery_ids and current_app.config.get("DELIVERY_ENQUEUE", True):
+        current_app.extensions["publisher"].submit(delivery_ids)

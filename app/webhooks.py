@@ -12,7 +12,6 @@ from app import helpdesks, outbox
 from app.errors import json_error
 from app.extensions import db
 from app.facts import PayloadError, Webhook
-from app.models import Workspace
 from app.signing import SignatureError, verify_shared_secret
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -28,7 +27,7 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
     except KeyError:
         return json_error(404, "unknown_helpdesk", f"There is no helpdesk called {helpdesk_name!r}.")
     try:
-        workspace = db.session.get(Workspace, workspace_id)
+        workspace = outbox.intake_workspace(workspace_id)
     except OperationalError:
         db.session.rollback()
         return _database_unavailable()
@@ -73,7 +72,7 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         return jsonify(
             status="duplicate", event_id=webhook.event_id, reason="This event id was already received."
         )
-    outbox.enqueue(recorded.delivery_ids + recorded.released_ids)
+    outbox.enqueue_soon(recorded.delivery_ids + recorded.released_ids)
     response = jsonify(
         status="accepted",
         event_id=webhook.event_id,
@@ -83,12 +82,12 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
     return response, 202
 
 
-def _verify(helpdesk: helpdesks.Helpdesk, workspace: Workspace, body: bytes) -> None:
+def _verify(helpdesk: helpdesks.Helpdesk, workspace: outbox.IntakeWorkspace, body: bytes) -> None:
     """The workspace's secret header when it uses one and it was sent, else the helpdesk's signature."""
     if workspace.secret_header and workspace.secret_header in request.headers:
-        verify_shared_secret(request.headers.get(workspace.secret_header), workspace.webhook_secrets())
+        verify_shared_secret(request.headers.get(workspace.secret_header), workspace.secrets)
     else:
-        helpdesk.verify(body, request.headers, workspace.webhook_secrets())
+        helpdesk.verify(body, request.headers, workspace.secrets)
 
 
 def _refuse_nul(value: object, path: str) -> None:

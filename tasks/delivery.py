@@ -32,6 +32,20 @@ def deliver(delivery_id: int) -> None:
         refresh_card.delay(*attempt.prewarm)
 
 
+@shared_task(
+    name="deliveries.deliver_many",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def deliver_many(delivery_ids: list[int]) -> None:
+    """Deliveries intake published together when busy: each is settled as `deliver` settles one."""
+    for delivery_id in delivery_ids:
+        deliver(delivery_id)
+
+
 @shared_task(name="deliveries.requeue_stale", ignore_result=True, expires=30)
 def requeue_stale() -> int:
     """Re-enqueue open deliveries whose message was lost (enqueue failed, worker died)."""

@@ -88,6 +88,12 @@ class WorkspaceForm(FlaskForm):
         validators=[InputRequired(), NumberRange(1, 5)],
         description="Ratings at or above this count as satisfied (score 1).",
     )
+    bulk_threshold = IntegerField(
+        "Backlog threshold",
+        validators=[InputRequired(), NumberRange(10, 100_000)],
+        description="Past this many events owed at once (after an outage, say), they go out in bulk "
+        "requests of up to 1,000 instead of one by one.",
+    )
     link_template = StringField(
         "Conversation link template",
         validators=[Optional(), Length(max=500), _link_template],

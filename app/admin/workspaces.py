@@ -27,6 +27,7 @@ from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret
 
 SETTINGS = (
     "csat_threshold",
+    "bulk_threshold",
     "link_template",
     "property_prefix",
     "phone_region",
