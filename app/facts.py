@@ -59,6 +59,16 @@ class Fact:
     customer: Customer | None = None
     link: str | None = None  # the conversation's address when the helpdesk sends it
 
+    @classmethod
+    def customer_upserted(cls, customer: Customer, occurred_at: datetime) -> Fact:
+        """The fact that a customer was created or changed: a profile write."""
+        return cls(
+            kind=Kind.CUSTOMER_UPSERTED,
+            occurred_at=occurred_at,
+            customer_id=customer.helpdesk_id,
+            customer=customer,
+        )
+
 
 @dataclass(frozen=True)
 class Webhook:

@@ -12,6 +12,7 @@ import pytest
 from app.facts import Kind, PayloadError
 from app.helpdesks.freshdesk import BODY_TEMPLATE, HELPDESK, parse, verify
 from app.signing import SignatureError
+from tests.payloads import render
 
 BODY = b'{"event":"ticket_created"}'
 
@@ -289,12 +290,6 @@ def test_a_wrong_shape_names_the_field(change, field):
     change(body)
     with pytest.raises(PayloadError, match=rf"^{re.escape(field)}\b"):
         parse(body)
-
-
-def render(template: str, values: dict[str, str]) -> dict:
-    placeholders = set(re.findall(r"\{\{\s*([\w.]+)\s*\}\}", template))
-    assert placeholders == set(values), "every placeholder gets a value in the test"
-    return json.loads(re.sub(r"\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], template))
 
 
 RENDERED = {

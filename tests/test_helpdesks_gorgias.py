@@ -11,6 +11,7 @@ import pytest
 from app.facts import Kind, PayloadError
 from app.helpdesks.gorgias import BODY_TEMPLATE, HELPDESK, parse, verify
 from app.signing import SignatureError
+from tests.payloads import render
 
 BODY = b'{"trigger":"ticket-created"}'
 
@@ -259,12 +260,6 @@ def test_a_wrong_update_shape_names_the_field(change, field):
         return
     with pytest.raises(PayloadError, match=rf"^{re.escape(field)}\b"):
         parse(body)
-
-
-def render(template: str, values: dict[str, str]) -> dict:
-    placeholders = set(re.findall(r"\{\{\s*([\w.]+)\s*\}\}", template))
-    assert placeholders == set(values), "every placeholder gets a value in the test"
-    return json.loads(re.sub(r"\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], template))
 
 
 RENDERED = {

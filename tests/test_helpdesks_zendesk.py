@@ -18,6 +18,7 @@ from app.helpdesks.zendesk import TRIGGER_TEMPLATE, check_key, fetch_customer, p
 from app.sandbox.helpdesks import ZENDESK_KEY, create_app
 from app.sandbox.serve import ServerThread
 from app.signing import SignatureError
+from tests.payloads import render
 
 SECRET = "dGhpcyBpcyBhIHplbmRlc2sgc2lnbmluZyBzZWNyZXQ="
 
@@ -62,8 +63,7 @@ def trigger(
         "satisfaction.current_rating": score,
         "satisfaction.current_comment": comment,
     }
-    body = re.sub(r"\{\{([^}]+)\}\}", lambda match: values[match[1]], TRIGGER_TEMPLATE)
-    document = json.loads(body)
+    document = render(TRIGGER_TEMPLATE, values)
     document["event"] = event_name
     return document
 

@@ -90,14 +90,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         fact = _csat(ticket.get("satisfaction_survey_rating"), when, base)
     facts = [fact]
     if customer is not None and customer.identifiable:
-        facts.append(
-            Fact(
-                kind=Kind.CUSTOMER_UPSERTED,
-                occurred_at=when,
-                customer_id=customer.helpdesk_id,
-                customer=customer,
-            )
-        )
+        facts.append(Fact.customer_upserted(customer, when))
     return Webhook(event_id, event, facts)
 
 

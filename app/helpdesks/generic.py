@@ -93,7 +93,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     if kind is Kind.CUSTOMER_UPSERTED:
         if customer is None:
             raise PayloadError("customer: Missing data for required field.")
-        fact = Fact(kind=kind, occurred_at=when, customer_id=customer.helpdesk_id, customer=customer)
+        fact = Fact.customer_upserted(customer, when)
         return Webhook(event_id, event["type"], [fact])
     conversation = event["conversation"]
     if conversation is None:

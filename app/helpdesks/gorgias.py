@@ -96,14 +96,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         if csat is not None:
             facts.append(csat)
     if facts and customer is not None and customer.identifiable:
-        facts.append(
-            Fact(
-                kind=Kind.CUSTOMER_UPSERTED,
-                occurred_at=updated or facts[0].occurred_at,
-                customer_id=customer.helpdesk_id,
-                customer=customer,
-            )
-        )
+        facts.append(Fact.customer_upserted(customer, updated or facts[0].occurred_at))
     return Webhook(event_id, trigger, facts)
 
 

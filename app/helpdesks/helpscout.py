@@ -58,14 +58,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     elif event in ("customer.created", "customer.updated"):
         customer = _customer(payload, "customer")
         when = customer.updated_at or moment(payload.get("createdAt"), "createdAt")
-        facts.append(
-            Fact(
-                kind=Kind.CUSTOMER_UPSERTED,
-                occurred_at=required(when, "updatedAt"),
-                customer_id=customer.helpdesk_id,
-                customer=customer,
-            )
-        )
+        facts.append(Fact.customer_upserted(customer, required(when, "updatedAt")))
     return Webhook(event_id, event, facts)
 
 

@@ -65,9 +65,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     if topic in CONTACT_TOPICS:
         customer = _customer(item, "data.item")
         when = required(customer.updated_at or sent_at, "created_at")
-        fact = Fact(
-            kind=Kind.CUSTOMER_UPSERTED, occurred_at=when, customer_id=customer.helpdesk_id, customer=customer
-        )
+        fact = Fact.customer_upserted(customer, when)
         return Webhook(event_id, topic, [fact])
     base = _conversation_base(item)
     if topic == "conversation.user.created":

@@ -62,14 +62,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
             facts += _closed(changes, attributes, base, sent_at) + _csat(changes, attributes, base, sent_at)
     elif name in ("kustomer.customer.create", "kustomer.customer.update"):
         customer = customer_from_attributes(data["id"], attributes)
-        facts.append(
-            Fact(
-                kind=Kind.CUSTOMER_UPSERTED,
-                occurred_at=customer.updated_at or _required(sent_at),
-                customer_id=customer.helpdesk_id,
-                customer=customer,
-            )
-        )
+        facts.append(Fact.customer_upserted(customer, customer.updated_at or _required(sent_at)))
     return Webhook(event_id=envelope["id"], event_name=name, facts=facts)
 
 

@@ -117,14 +117,7 @@ def _trigger_webhook(payload: dict) -> Webhook:
     elif event == "ticket.rated":
         facts.append(_csat(mapping(payload.get("satisfaction"), "satisfaction"), when, base))
     if customer is not None and customer.identifiable:
-        facts.append(
-            Fact(
-                kind=Kind.CUSTOMER_UPSERTED,
-                occurred_at=when,
-                customer_id=customer.helpdesk_id,
-                customer=customer,
-            )
-        )
+        facts.append(Fact.customer_upserted(customer, when))
     return Webhook(body_id(event, payload), f"trigger {event}", facts)
 
 
