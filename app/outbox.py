@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "deliveries.deliver"
 DELIVER_MANY_TASK = "deliveries.deliver_many"
 PUBLISH_BATCH = 200
+PUBLISH_WAIT_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,11 @@ class Publisher:
     def _run(self) -> None:
         while True:
             ids = list(self._queue.get())
-            while len(ids) < PUBLISH_BATCH:
+            # a few milliseconds to gather what else arrives: one message for them all when busy
+            deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+            while len(ids) < PUBLISH_BATCH and (left := deadline - time.monotonic()) > 0:
                 try:
-                    ids += self._queue.get_nowait()
+                    ids += self._queue.get(timeout=left)
                 except queue.Empty:
                     break
             try:
