@@ -511,6 +511,17 @@ def test_the_log_counts_and_charts_the_last_day(app, admin):
     assert "Retry all failed and dead (1)" in shown
 
 
+def test_the_log_says_when_a_workspace_is_in_backlog_mode(app, admin):
+    from app import bulk
+
+    with app.app_context():
+        ws_id = workspace().id
+        page = f"/admin/workspaces/{ws_id}/deliveries"
+        assert "Backlog mode" not in text_of(admin.get(page))
+        bulk.enter_backlog_mode(ws_id)
+    assert "Backlog mode: more than 200 events are owed" in text_of(admin.get(page))
+
+
 def test_retry_all_requeues_every_failed_and_dead_delivery(app, admin):
     with app.app_context():
         ws_id, delivery_id = workspace().id, a_failed_delivery()

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Select, func, or_, select, update
 from wtforms.fields.choices import SelectChoice
 
-from app import delivery, klaviyo, mapping, outbox
+from app import bulk, delivery, klaviyo, mapping, outbox
 from app.admin import bp
 from app.admin.forms import ButtonForm, DeliveryFilterForm
 from app.admin.workspaces import load
@@ -149,6 +149,7 @@ def deliveries(workspace_id: str) -> tuple[str, int] | str:
         statuses=STATUSES,
         due=due,
         queue_depth=_queue_depth(),
+        backlog_mode=bulk.in_backlog_mode(workspace.id),
         bars=bars,
         tallest=tallest,
         button=ButtonForm(),
