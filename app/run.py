@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if wait_for_port(port):
             print(f"helpdesk-klaviyo is up on http://127.0.0.1:{port}", flush=True)
+            print(
+                f"admin page: http://127.0.0.1:{port}/admin/ (make an admin first: "
+                ".venv/bin/flask --app app admin create-user you@example.com)",
+                flush=True,
+            )
         if args.demo:
             subprocess.run([str(BIN / "flask"), "--app", "app", "demo"], cwd=ROOT, check=False)
         while all(child.poll() is None for child in children):
