@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -64,14 +64,18 @@ def in_backlog_mode(workspace_id: str) -> bool:
         return False
 
 
+def _due_events(now: datetime) -> tuple:
+    """What the bulk sender may send: pending events (not profile writes) whose time has come."""
+    return (
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.kind.in_(EVENT_KINDS),
+        Delivery.next_attempt_at <= now,
+    )
+
+
 def due_events(workspace_id: str) -> int:
     return db.session.scalar(
-        select(func.count()).where(
-            Delivery.workspace_id == workspace_id,
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.kind.in_(EVENT_KINDS),
-            Delivery.next_attempt_at <= utcnow(),
-        )
+        select(func.count()).where(Delivery.workspace_id == workspace_id, *_due_events(utcnow()))
     )
 
 
@@ -80,12 +84,7 @@ def workspaces_in_backlog() -> list[str]:
     rows = db.session.execute(
         select(Delivery.workspace_id, func.count())
         .join(Workspace, Workspace.id == Delivery.workspace_id)
-        .where(
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.kind.in_(EVENT_KINDS),
-            Delivery.next_attempt_at <= utcnow(),
-            Workspace.paused_reason.is_(None),
-        )
+        .where(*_due_events(utcnow()), Workspace.paused_reason.is_(None))
         .group_by(Delivery.workspace_id)
     ).all()
     found = []
@@ -121,9 +120,7 @@ def _claim(workspace_id: str, owner: str, limit: int) -> list[Delivery]:
         select(Delivery.id)
         .where(
             Delivery.workspace_id == workspace_id,
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.kind.in_(EVENT_KINDS),
-            Delivery.next_attempt_at <= now,
+            *_due_events(now),
             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
             or_(Delivery.lease_owner.is_(None), Delivery.lease_owner != LIVE),
         )

@@ -227,10 +227,7 @@ def _wait_for_identity(workspace: Workspace, delivery: Delivery, age: float) -> 
 
 
 def _stored_customer(workspace_id: str, customer_id: str | None) -> CustomerFact | None:
-    if customer_id is None:
-        return None
-    row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id))
-    return _as_fact(row) if row else None
+    return stored_customers(workspace_id, {customer_id}).get(customer_id) if customer_id else None
 
 
 def stored_customers(workspace_id: str, customer_ids: set[str]) -> dict[str, CustomerFact]:

@@ -149,10 +149,9 @@ class Workspace(db.Model):
         return bool(self.setting("events_enabled").get(kind, True))
 
     def mapping_settings(self) -> MappingSettings:
-        info = self.helpdesk_info()
         return MappingSettings(
             helpdesk=self.helpdesk,
-            metric_prefix=info.metric_prefix or info.title,
+            metric_prefix=self.helpdesk_info().event_prefix,
             metric_names=dict(self.setting("metric_names")),
             csat_threshold=int(self.setting("csat_threshold")),
             link_template=self.setting("link_template"),

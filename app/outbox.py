@@ -101,24 +101,20 @@ def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorde
             "next_attempt_at": now,
         }
         # the same fact reached us under another event id: it is owed once
-        inserted = connection.execute(_insert_new_delivery(), row).scalar_one_or_none()
+        inserted = connection.execute(_INSERT_DELIVERY[db.engine.dialect.name], row).scalar_one_or_none()
         if inserted is not None:
             delivery_ids.append(inserted)
     return Recorded(receipt_id, delivery_ids, released)
 
 
 _INSERT_RECEIPT = insert(Receipt.__table__).returning(Receipt.__table__.c.id)
+# INSERT ... ON CONFLICT (workspace_id, unique_id) DO NOTHING RETURNING id, in each database's SQL
 _INSERT_DELIVERY = {
     dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Delivery.__table__)
     .on_conflict_do_nothing(index_elements=["workspace_id", "unique_id"])
     .returning(Delivery.__table__.c.id)
     for dialect in (postgresql, sqlite)
 }
-
-
-def _insert_new_delivery():
-    """INSERT ... ON CONFLICT (workspace_id, unique_id) DO NOTHING RETURNING id, in this database's SQL."""
-    return _INSERT_DELIVERY[db.engine.dialect.name]
 
 
 @dataclass(frozen=True)

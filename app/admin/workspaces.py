@@ -108,8 +108,7 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
 
 
 def _metric_placeholders(helpdesk: str) -> dict[str, str]:
-    info = helpdesks.get(helpdesk)
-    settings = MappingSettings(helpdesk=helpdesk, metric_prefix=info.metric_prefix or info.title)
+    settings = MappingSettings(helpdesk=helpdesk, metric_prefix=helpdesks.get(helpdesk).event_prefix)
     return {kind.value: settings.metric_name(kind) for kind in (*METRIC_KINDS, Kind.TEST_EVENT)}
 
 

@@ -57,6 +57,11 @@ class Helpdesk:
     api_key_hint: str = ""  # what to paste as the helpdesk API key
     new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
 
+    @property
+    def event_prefix(self) -> str:
+        """What metric names start with: "Zendesk" in "Zendesk Conversation Create"."""
+        return self.metric_prefix or self.title
+
     def guide_markdown(self) -> str:
         """The set-up guide as the README shows it (`flask helpdesks guide` prints it too)."""
         lines = [
