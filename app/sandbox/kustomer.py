@@ -1,7 +1,9 @@
-"""The Kustomer sandbox: `GET /v1/customers/{id}` as Kustomer answers it, and signed webhooks to send.
+"""The Kustomer sandbox: customers, conversation search as Kustomer answers them, and signed webhooks.
 
 Start it with `flask --app app.sandbox.kustomer run --port 8200`; send a webhook with
-`flask --app app.sandbox.kustomer send-webhook URL --secret SECRET --event conversation.create`.
+`flask --app app.sandbox.kustomer send-webhook URL --secret SECRET --event conversation.create`;
+fill it with a year of conversations with
+`flask --app app.sandbox.kustomer seed-history --url http://127.0.0.1:8200 --conversations 100000`.
 """
 
 from __future__ import annotations
@@ -12,23 +14,32 @@ import random
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 import requests
 from flask import Flask, Response, jsonify, request
 
+from app.sandbox.kustomer_history import (
+    Collection,
+    SearchError,
+    conversation,
+    conversation_stamps,
+    customer_stamps,
+    history,
+    parse_search,
+    timestamp,
+)
 from app.signing import hex_hmac_sha256
 
 DEFAULT_API_KEY = "kustomer_sandbox_demo_key"
 SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
 EVENT_HEADER = "X-Kustomer-Webhook-Event"
 CUSTOMER_READ = "org.permission.customer.read"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+SEARCH_READ = "org.permission.search.create"
+SEARCH_PAGE_LIMIT = 100  # Kustomer stops a search here; clients narrow the criteria to read further
+MAX_PAGE_SIZE = 500
+SEED_CHUNK = 5_000
 
 
 def _error(status: int, code: str, title: str) -> Response:
@@ -37,34 +48,37 @@ def _error(status: int, code: str, title: str) -> Response:
     return response
 
 
-def customer_document(customer: dict[str, Any], org: str = "org-sandbox") -> dict[str, Any]:
-    """A seeded customer in Kustomer's JSON:API shape."""
+def customer_resource(customer: dict[str, Any], org: str = "org-sandbox") -> dict[str, Any]:
+    """A seeded customer as a Kustomer JSON:API resource."""
     name = customer.get("name") or ""
     first, _, last = name.partition(" ")
-    stamp = customer.get("updatedAt") or customer.get("createdAt") or _now()
+    stamp = customer.get("updatedAt") or customer.get("createdAt") or timestamp()
     email, phone = customer.get("email"), customer.get("phone")
     return {
-        "data": {
-            "type": "customer",
-            "id": customer["id"],
-            "attributes": {
-                "name": name,
-                "displayName": name,
-                "firstName": customer.get("firstName", first or None),
-                "lastName": customer.get("lastName", last or None),
-                "emails": [{"type": "home", "email": email}] if email else [],
-                "phones": [{"type": "mobile", "phone": phone}] if phone else [],
-                "externalId": customer.get("externalId"),
-                "locale": customer.get("locale"),
-                "custom": customer.get("custom", {}),
-                "createdAt": customer.get("createdAt", stamp),
-                "updatedAt": stamp,
-                "modifiedAt": stamp,
-            },
-            "relationships": {"org": {"data": {"type": "org", "id": org}}},
-            "links": {"self": f"/v1/customers/{customer['id']}"},
-        }
+        "type": "customer",
+        "id": customer["id"],
+        "attributes": {
+            "name": name,
+            "displayName": name,
+            "firstName": customer.get("firstName", first or None),
+            "lastName": customer.get("lastName", last or None),
+            "emails": [{"type": "home", "email": email}] if email else [],
+            "phones": [{"type": "mobile", "phone": phone}] if phone else [],
+            "externalId": customer.get("externalId"),
+            "locale": customer.get("locale"),
+            "custom": customer.get("custom", {}),
+            "createdAt": customer.get("createdAt", stamp),
+            "updatedAt": stamp,
+            "modifiedAt": stamp,
+        },
+        "relationships": {"org": {"data": {"type": "org", "id": org}}},
+        "links": {"self": f"/v1/customers/{customer['id']}"},
     }
+
+
+def customer_document(customer: dict[str, Any], org: str = "org-sandbox") -> dict[str, Any]:
+    """A seeded customer in Kustomer's JSON:API shape, as `GET /v1/customers/{id}` answers it."""
+    return {"data": customer_resource(customer, org)}
 
 
 class _State:
@@ -75,8 +89,11 @@ class _State:
 
     def reset(self) -> None:
         with self.lock:
-            self.customers: dict[str, dict[str, Any]] = {}
-            self.api_keys: dict[str, set[str]] = {key: {CUSTOMER_READ} for key in self.configured_keys}
+            self.customers = Collection(customer_stamps)
+            self.conversations = Collection(conversation_stamps)
+            self.api_keys: dict[str, set[str]] = {
+                key: {CUSTOMER_READ, SEARCH_READ} for key in self.configured_keys
+            }
             self.requests: list[dict[str, Any]] = []
             self.error_rate = 0.0
             self.error_status = 503
@@ -94,26 +111,28 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/v1/customers/<customer_id>")
     def get_customer(customer_id: str) -> Response:
-        response = _answer(state, customer_id)
-        with state.lock:
-            state.requests.append({"method": "GET", "path": request.path, "status": response.status_code})
-        return response
+        return _logged(state, _answer(state, customer_id))
 
     @app.get("/v1/customers")
     def list_customers_api() -> Response:
-        response = _page(state)
-        with state.lock:
-            state.requests.append({"method": "GET", "path": request.path, "status": response.status_code})
-        return response
+        return _logged(state, _page(state))
+
+    @app.post("/v1/customers/search")
+    def search() -> Response:
+        return _logged(state, _search(state))
+
+    @app.get("/v1/conversations/<conversation_id>")
+    def get_conversation(conversation_id: str) -> Response:
+        return _logged(state, _conversation(state, conversation_id))
 
     @app.post("/sandbox/api-keys")
     def add_api_key() -> tuple[Response, int]:
-        """Accept another API key, with the roles given (default: read customers)."""
+        """Accept another API key, with the roles given (default: read customers and search)."""
         payload = request.get_json(silent=True) or {}
         if not payload.get("key"):
             return jsonify(error="send {key, roles}"), 400
         with state.lock:
-            state.api_keys[str(payload["key"])] = set(payload.get("roles", [CUSTOMER_READ]))
+            state.api_keys[str(payload["key"])] = set(payload.get("roles", [CUSTOMER_READ, SEARCH_READ]))
         return jsonify(key=payload["key"], roles=sorted(state.api_keys[str(payload["key"])])), 201
 
     @app.post("/sandbox/customers")
@@ -122,10 +141,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         items = payload if isinstance(payload, list) else [payload]
         if not items or not all(isinstance(item, dict) and item.get("id") for item in items):
             return jsonify(error="send a customer object or a list of them, each with an id"), 400
-        with state.lock:
-            for item in items:
-                state.customers[str(item["id"])] = item
-        return jsonify(seeded=[str(item["id"]) for item in items]), 201
+        try:
+            with state.lock:
+                seeded = state.customers.put(items)
+        except ValueError as error:
+            return jsonify(error=str(error)), 400
+        return jsonify(seeded=seeded), 201
+
+    @app.post("/sandbox/conversations")
+    def seed_conversations() -> tuple[Response, int]:
+        """Store conversation resources (one or a list), replacing any with the same id."""
+        payload = request.get_json(silent=True)
+        items = payload if isinstance(payload, list) else [payload]
+        if not items or not all(isinstance(item, dict) for item in items):
+            return jsonify(error="send a conversation resource or a list of them"), 400
+        try:
+            with state.lock:
+                seeded = state.conversations.put(items)
+        except ValueError as error:
+            return jsonify(error=str(error)), 400
+        return jsonify(seeded=seeded), 201
 
     @app.get("/sandbox/customers")
     def list_customers() -> Response:
@@ -155,11 +190,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return jsonify(status="reset")
 
     app.cli.add_command(send_webhook_command)
+    app.cli.add_command(seed_history_command)
     return app
 
 
-def _gate(state: _State) -> Response | None:
-    """Faults first, then the key and its role, as Kustomer checks them; None lets the request through."""
+def _logged(state: _State, response: Response) -> Response:
+    with state.lock:
+        state.requests.append(
+            {"method": request.method, "path": request.path, "status": response.status_code}
+        )
+    return response
+
+
+def _gate(state: _State, role: str | None = CUSTOMER_READ) -> Response | None:
+    """Faults first, then the key and any role needed, as Kustomer checks them; None lets it through."""
     if state.delay_seconds:
         time.sleep(state.delay_seconds)
     with state.lock:
@@ -173,8 +217,8 @@ def _gate(state: _State) -> Response | None:
         roles = state.api_keys.get(key)
     if roles is None:
         return _error(401, "unauthorized", "Unauthorized: a valid API key is required")
-    if CUSTOMER_READ not in roles:
-        return _error(403, "forbidden", f"Forbidden: the API key lacks the role {CUSTOMER_READ}")
+    if role is not None and role not in roles:
+        return _error(403, "forbidden", f"Forbidden: the API key lacks the role {role}")
     return None
 
 
@@ -203,13 +247,71 @@ def _page(state: _State) -> Response:
     chunk = customers[(page - 1) * size : page * size]
     more = page * size < len(customers)
     return jsonify(
-        data=[customer_document(customer)["data"] for customer in chunk],
+        data=[customer_resource(customer) for customer in chunk],
         meta={"page": page, "pageSize": size},
         links={
             "self": f"/v1/customers?page={page}&pageSize={size}",
             "next": f"/v1/customers?page={page + 1}&pageSize={size}" if more else None,
         },
     )
+
+
+def _search(state: _State) -> Response:
+    """`POST /v1/customers/search`: one page of the conversations (or customers) the body asks for."""
+    refused = _gate(state, SEARCH_READ)
+    if refused is not None:
+        return refused
+    try:
+        page = int(request.args.get("page", 1))
+        size = int(request.args.get("pageSize", 100))
+    except ValueError:
+        return _error(400, "bad_request", "page and pageSize must be whole numbers")
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        return _error(400, "bad_request", f"pageSize must be from 1 to {MAX_PAGE_SIZE}, not {size}")
+    if page < 1:
+        return _error(400, "bad_request", f"page must be 1 or more, not {page}")
+    if page > SEARCH_PAGE_LIMIT:
+        return _error(
+            400,
+            "search_page_limit",
+            f"A search reaches only its first {SEARCH_PAGE_LIMIT} pages, not page {page}; "
+            "narrow the criteria (e.g. a later conversation_created_at) to read further",
+        )
+    try:
+        search = parse_search(request.get_json(silent=True))
+    except SearchError as error:
+        return _error(400, "bad_request", str(error))
+    found = state.conversations if search.context == "conversation" else state.customers
+    with state.lock:
+        matches = found.find(search)
+        chunk = [found.get(record_id) for record_id in matches[(page - 1) * size : page * size]]
+    data = chunk if search.context == "conversation" else [customer_resource(item) for item in chunk]
+    pages = -(-len(matches) // size)
+
+    def link(number: int) -> str:
+        return f"/v1/customers/search?page={number}&pageSize={size}"
+
+    return jsonify(
+        data=data,
+        links={
+            "self": link(page),
+            "first": link(1),
+            "prev": link(page - 1) if page > 1 else None,
+            "next": link(page + 1) if page < min(pages, SEARCH_PAGE_LIMIT) else None,
+        },
+        meta={"page": page, "pageSize": size, "totalPages": pages},
+    )
+
+
+def _conversation(state: _State, conversation_id: str) -> Response:
+    refused = _gate(state, role=None)
+    if refused is not None:
+        return refused
+    with state.lock:
+        found = state.conversations.get(conversation_id)
+    if found is None:
+        return _error(404, "not_found", f"Conversation {conversation_id} not found")
+    return jsonify(data=found)
 
 
 # Webhooks, shaped as Kustomer sends them
@@ -224,39 +326,21 @@ def envelope(
         "name": name,
         "org": extra.get("org", "org-sandbox"),
         "orgName": extra.get("org_name", "sandbox"),
-        "createdAt": extra.get("created_at") or _now(),
+        "createdAt": extra.get("created_at") or timestamp(),
         "data": data,
         "changes": changes,
-    }
-
-
-def conversation(conversation_id: str, customer_id: str, subject: str, **attributes: Any) -> dict[str, Any]:
-    """A conversation resource as Kustomer's webhooks carry it."""
-    stamp = attributes.pop("updatedAt", None) or _now()
-    return {
-        "type": "conversation",
-        "id": conversation_id,
-        "attributes": {
-            "name": subject,
-            "channels": attributes.pop("channels", ["email"]),
-            "status": attributes.pop("status", "open"),
-            "createdAt": attributes.pop("createdAt", stamp),
-            "updatedAt": stamp,
-            **attributes,
-        },
-        "relationships": {"customer": {"data": {"type": "customer", "id": customer_id}}},
     }
 
 
 def conversation_created(
     conversation_id: str, customer_id: str, subject: str, **extra: Any
 ) -> dict[str, Any]:
-    data = conversation(conversation_id, customer_id, subject, createdAt=extra.pop("at", None) or _now())
+    data = conversation(conversation_id, customer_id, subject, createdAt=extra.pop("at", None) or timestamp())
     return envelope("kustomer.conversation.create", data, None, **extra)
 
 
 def conversation_done(conversation_id: str, customer_id: str, subject: str, **extra: Any) -> dict[str, Any]:
-    done_at = extra.pop("at", None) or _now()
+    done_at = extra.pop("at", None) or timestamp()
     data = conversation(
         conversation_id, customer_id, subject, status="done", doneAt=done_at, updatedAt=done_at
     )
@@ -273,7 +357,7 @@ def conversation_rated(
     **extra: Any,
 ) -> dict[str, Any]:
     """The update Kustomer sends when the CSAT survey is answered (rated, or rated with a comment)."""
-    at = extra.pop("at", None) or _now()
+    at = extra.pop("at", None) or timestamp()
     level = {"status": "commented" if comment else "rated", "rating": rating, "updatedAt": at}
     if comment:
         level["comment"] = comment
@@ -357,3 +441,23 @@ def send_webhook_command(
         )
     response = send_webhook(url, webhook, secret)
     click.echo(f"{response.status_code} {response.text.strip()}")
+
+
+@click.command("seed-history")
+@click.option("--url", required=True, help="The running sandbox, e.g. http://127.0.0.1:8200.")
+@click.option("--conversations", type=click.IntRange(min=1), required=True, help="How many to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed makes the same history.")
+def seed_history_command(url: str, conversations: int, seed: int) -> None:
+    """Generate a year of conversations and their customers, and seed them into the sandbox at URL."""
+    customers, resources = history(conversations, seed=seed)
+    with requests.Session() as session:
+        for kind, items in (("customers", customers), ("conversations", resources)):
+            for first in range(0, len(items), SEED_CHUNK):
+                response = session.post(
+                    f"{url.rstrip('/')}/sandbox/{kind}", json=items[first : first + SEED_CHUNK], timeout=60
+                )
+                if not response.ok:
+                    raise click.ClickException(
+                        f"/sandbox/{kind} answered {response.status_code}: {response.text}"
+                    )
+    click.echo(f"seeded {len(customers)} customers and {len(resources)} conversations into {url}")
