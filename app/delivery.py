@@ -114,8 +114,9 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
             customer = _stored_customer(workspace.id, delivery.customer_id) or fact.customer
             if customer is None or not customer.identifiable:
                 return _fail(delivery, "The customer has neither an email address nor a phone number.")
-            body = mapping.profile_body(customer, settings)
-            return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
+            mapped = mapping.map_profile(customer, settings)
+            body = {"data": {"type": "profile", "attributes": mapped.attributes}}
+            return _send(workspace, delivery, klaviyo_path(fact.kind), body, age, mapped.problems)
         customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
         if customer is None or not customer.identifiable:
             return _wait_for_identity(workspace, delivery, age)
@@ -137,7 +138,10 @@ def klaviyo_path(kind: Kind) -> str:
     return "/api/profile-import" if kind is Kind.CUSTOMER_UPSERTED else "/api/events"
 
 
-def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float) -> Attempt:
+def _send(
+    workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float, left_out: list[str] = ()
+) -> Attempt:
+    """Send one write; `left_out` names values the mapping kept back, noted on the delivered row."""
     client = klaviyo.KlaviyoClient(
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
@@ -181,7 +185,10 @@ def _send(workspace: Workspace, delivery: Delivery, path: str, body: dict, age: 
     delivery.response_status = response.status_code
     delivery.response_body = response.text[:2000] or None
     note_recovery(workspace, account)
-    return Attempt(DeliveryStatus.DELIVERED, note=note)
+    notes = [note] if note else []
+    if left_out:
+        notes.append("Sent without invalid values: " + " ".join(left_out))
+    return Attempt(DeliveryStatus.DELIVERED, note=" ".join(notes) or None)
 
 
 def profile_attributes(body: dict) -> dict:

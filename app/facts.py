@@ -94,6 +94,8 @@ class MappingSettings:
     link_template: str = "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}"
     property_prefix: str = "kustomer_"
     phone_region: str = "US"
+    # helpdesk attribute (or "external_id") -> Klaviyo standard attribute or unprefixed property
+    property_map: dict[str, str] = field(default_factory=dict)
 
     def metric_name(self, kind: Kind) -> str:
         """The Klaviyo metric for a fact, e.g. `Kustomer Conversation Create` by default."""

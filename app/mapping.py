@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 import string
+from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
@@ -14,6 +16,11 @@ from email_validator import EmailNotValidError, validate_email
 from app.facts import Customer, Fact, Kind, MappingSettings
 
 LINK_FIELDS = {"org_name", "conversation_id"}
+STANDARD_ATTRIBUTES = ("external_id", "organization", "title", "locale", "image")  # strings in the spec
+IDENTITY_ATTRIBUTES = ("email", "phone_number", "first_name", "last_name")  # the helpdesk's own fields
+EXTERNAL_ID_SOURCE = "external_id"  # as a mapping source: the helpdesk customer's external id
+MAX_TARGET_LENGTH = 100
+MAX_STRING_BYTES = 100_000  # Klaviyo refuses strings over 100 KB (NOTES.md); the lower reading of KB
 _PROPERTY_KEY = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -137,17 +144,146 @@ def email_only(body: dict[str, Any]) -> dict[str, Any]:
     return narrowed
 
 
-def profile_body(customer: Customer, settings: MappingSettings) -> dict[str, Any]:
-    """The profile-import body: identifiers, names, and custom attributes under the workspace's prefix."""
+@dataclass(frozen=True)
+class MappedProfile:
+    """A customer as Klaviyo profile attributes, and the values left out because Klaviyo would refuse them."""
+
+    attributes: dict[str, Any]
+    problems: list[str]
+
+
+def check_property_target(target: str) -> None:
+    """Refuse a mapping target that Klaviyo reserves or that the helpdesk's identity fields fill."""
+    if not target.strip():
+        raise MappingError("the Klaviyo property is empty")
+    if target.startswith("$"):
+        raise MappingError(f"{target} starts with $, which Klaviyo reserves for its own properties")
+    if target in IDENTITY_ATTRIBUTES:
+        raise MappingError(
+            f"{target} comes from the helpdesk customer's email, phone and name and cannot be mapped"
+        )
+    if len(target) > MAX_TARGET_LENGTH:
+        raise MappingError(f"{_shown(target)} is longer than {MAX_TARGET_LENGTH} characters")
+
+
+def _shown(value: Any) -> str:
+    """A value quoted for a message, cut short: problems end up in the delivery log."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _refusal(value: Any) -> str | None:
+    """Why Klaviyo would refuse this value (a string over 100 KB, NaN or infinity), or None."""
+    if isinstance(value, str):
+        return "is a string over Klaviyo's 100 KB limit" if len(value.encode()) > MAX_STRING_BYTES else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "is not a finite number"
+    if isinstance(value, dict):
+        parts: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        return None
+    for part in parts:
+        reason = _refusal(part)
+        if reason:
+            return reason if reason.startswith("holds") else f"holds a value that {reason}"
+    return None
+
+
+def _standard_value(target: str, value: Any) -> str:
+    """The value as the string the spec wants for a standard attribute; MappingError when it is not one."""
+    if isinstance(value, str):
+        return value
+    if target == "external_id" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if target == "external_id" and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise MappingError(f"Klaviyo's {target} must be text, not {type(value).__name__}")
+
+
+def map_profile(customer: Customer, settings: MappingSettings) -> MappedProfile:
+    """The customer's Klaviyo profile attributes: identity, names, mapped attributes, the rest prefixed.
+
+    Raises MappingError without a valid email or phone; any other value Klaviyo would refuse is left
+    out and named in `problems`.
+    """
     attributes = _profile_identity(customer, settings)
-    properties = {
-        f"{settings.property_prefix}{_PROPERTY_KEY.sub('_', str(key)).strip('_')}": value
-        for key, value in customer.attributes.items()
-        if str(key).strip()
-    }
+    problems: list[str] = []
+
+    def leave_out(field: str, why: str) -> None:
+        problems.append(f"Customer {customer.helpdesk_id}: {field} was left out because {why}.")
+
+    if customer.email and "email" not in attributes:
+        leave_out(f"the email address {_shown(customer.email)}", "it is not a valid address")
+    if customer.phone and "phone_number" not in attributes:
+        leave_out(
+            f"the phone number {_shown(customer.phone)}",
+            f"it is not a valid number for region {settings.phone_region}",
+        )
+    for name in ("first_name", "last_name"):
+        value = attributes.get(name)
+        why = _refusal(value) if isinstance(value, str) else f"is {type(value).__name__}, not text"
+        if name in attributes and why:
+            del attributes[name]
+            leave_out(name.replace("_", " "), f"it {why}")
+
+    # (is a standard attribute, name) -> the field that filled it, to report two fields on one target
+    filled_by: dict[tuple[bool, str], str] = {}
+    properties: dict[str, Any] = {}
+
+    def fill(field: str, target: str, value: Any, *, standard: bool = False) -> None:
+        why = _refusal(value)
+        if why:
+            leave_out(field, f"it {why}")
+        elif (standard, target) in filled_by:
+            leave_out(field, f"{filled_by[standard, target]} already fills {target}")
+        elif standard:
+            try:
+                attributes[target] = _standard_value(target, value)
+            except MappingError as error:
+                leave_out(field, str(error))
+                return
+            filled_by[standard, target] = field
+        else:
+            properties[target] = value
+            filled_by[standard, target] = field
+
+    for source, target in settings.property_map.items():
+        if source == EXTERNAL_ID_SOURCE:
+            field, value = "the external id", customer.external_id
+        elif source in customer.attributes:
+            field, value = f"attribute {_shown(source)}", customer.attributes[source]
+        else:
+            continue
+        standard = target in STANDARD_ATTRIBUTES
+        try:
+            check_property_target(target)
+        except MappingError as error:
+            leave_out(field, str(error))
+            continue
+        if not (standard and value in (None, "")):  # null would clear what another integration set
+            fill(field, target, value, standard=standard)
+
+    # An attribute named external_id is not the special source above: it goes under the prefix.
+    mapped = set(settings.property_map) - {EXTERNAL_ID_SOURCE}
+    for key, value in customer.attributes.items():
+        if key in mapped:
+            continue
+        cleaned = _PROPERTY_KEY.sub("_", str(key)).strip("_")
+        if not cleaned:
+            leave_out(f"attribute {_shown(key)}", "its name has no letters or digits for a Klaviyo property")
+            continue
+        fill(f"attribute {_shown(key)}", f"{settings.property_prefix}{cleaned}", value)
+
     if properties:
         attributes["properties"] = properties
-    return {"data": {"type": "profile", "attributes": attributes}}
+    return MappedProfile(attributes=attributes, problems=problems)
+
+
+def profile_body(customer: Customer, settings: MappingSettings) -> dict[str, Any]:
+    """The profile-import body of `map_profile`'s attributes (its problems are for the caller to report)."""
+    return {"data": {"type": "profile", "attributes": map_profile(customer, settings).attributes}}
 
 
 def bulk_layout(bodies: list[dict[str, Any]]) -> list[list[int]]:

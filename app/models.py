@@ -46,6 +46,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "csat_threshold": 4,
     "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",
     "property_prefix": "kustomer_",
+    "property_map": {},  # helpdesk attribute -> Klaviyo attribute or property, sent unprefixed
     "phone_region": "US",
     "identity_wait_seconds": 6 * 3600,
     "max_age_seconds": 24 * 3600,
@@ -157,6 +158,7 @@ class Workspace(db.Model):
             link_template=self.setting("link_template"),
             property_prefix=self.setting("property_prefix"),
             phone_region=self.setting("phone_region"),
+            property_map=dict(self.setting("property_map")),
         )
 
     def __repr__(self) -> str:  # secrets stay out of reprs and so out of logs
@@ -265,3 +267,4 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+

@@ -231,6 +231,15 @@ def test_an_admin_creates_a_workspace_and_the_key_is_only_ever_shown_masked(app,
         ("phone_region", "XX", "Use a two-letter country code"),
         ("card_frame_ancestors", "javascript:alert(1)", "Not an origin: javascript:alert(1)"),
         ("property_prefix", "kustomer-", "Letters, digits and _ only."),
+        ("property_map", "tier loyalty_tier", "Line 1: write helpdeskAttribute = klaviyo_property"),
+        ("property_map", "\n = loyalty_tier", "Line 2: name the helpdesk attribute before the =."),
+        ("property_map", "tier =  ", "Line 1: name the Klaviyo property after the =."),
+        ("property_map", "tier = a\ntier = b", "Line 2: tier is already mapped on line 1."),
+        ("property_map", "tier = a\nlevel = a", "Line 2: line 1 already maps to a."),
+        ("property_map", "tier = $tier", "Line 1: $tier starts with $, which Klaviyo reserves"),
+        ("property_map", "mail = email", "Line 1: email comes from the helpdesk customer's email"),
+        ("property_map", "given = first_name", "Line 1: first_name comes from the helpdesk customer's"),
+        ("property_map", f"tier = {'t' * 101}", "is longer than 100 characters."),
     ],
 )
 def test_a_bad_setting_is_explained_and_nothing_is_saved(app, admin, field, value, message):
@@ -284,6 +293,58 @@ def test_saving_with_empty_key_fields_keeps_the_stored_keys(app, admin):
             == "https://acme.kustomerapp.com https://acme-eu.kustomerapp.com"
         )
         assert saved.mapping_settings().metric_name(Kind.CSAT_SUBMITTED) == "Support CSAT"
+
+
+def test_a_property_mapping_is_saved_shown_back_and_used(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}"
+    assert "Custom attributes go to Klaviyo as kustomer_<name> unless mapped here." in text_of(
+        admin.get(page)
+    )
+    data = {
+        "name": "Acme",
+        "helpdesk": "kustomer",
+        "csat_threshold": "4",
+        "bulk_threshold": "200",
+        "property_prefix": "kustomer_",
+        "phone_region": "US",
+        "property_map": "loyaltyTierStr = loyalty_tier\r\n\r\n  external_id=external_id \r\n"
+        "company = organization",
+    }
+    assert post(admin, page, data, page=page).status_code == 302
+    with app.app_context():
+        assert workspace().mapping_settings().property_map == {
+            "loyaltyTierStr": "loyalty_tier",
+            "external_id": "external_id",
+            "company": "organization",
+        }
+    shown = admin.get(page).get_data(as_text=True)
+    assert (
+        "loyaltyTierStr = loyalty_tier\nexternal_id = external_id\ncompany = organization</textarea>" in shown
+    )
+
+
+def test_every_bad_line_of_a_property_mapping_is_named(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}"
+    data = {
+        "name": "Acme",
+        "helpdesk": "kustomer",
+        "csat_threshold": "4",
+        "bulk_threshold": "200",
+        "property_prefix": "kustomer_",
+        "phone_region": "US",
+        "property_map": "tier = loyalty_tier\nphone = phone_number\nnote",
+    }
+    response = post(admin, page, data, page=page)
+    assert response.status_code == 400
+    assert "Line 2: phone_number comes from" in text_of(response)
+    assert "Line 3: write helpdeskAttribute = klaviyo_property" in text_of(response)
+    assert "tier = loyalty_tier\nphone = phone_number\nnote</textarea>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert workspace().mapping_settings().property_map == {}
 
 
 def test_an_event_kind_switched_off_is_not_sent(app, admin):

@@ -87,6 +87,39 @@ def test_every_request_our_client_sends_is_accepted_and_valid(klaviyo, klaviyo_c
         klaviyo_contract.validate(request)
 
 
+def test_a_profile_with_mapped_standard_attributes_is_a_valid_import(klaviyo, klaviyo_contract, recorded):
+    client, session = recorded
+    customer = Customer(
+        helpdesk_id="cust-3",
+        email="grace@example.com",
+        external_id=42,
+        attributes={
+            "company": "US Navy",
+            "role": "Rear Admiral",
+            "lang": "en-US",
+            "avatar": "https://example.com/grace.png",
+            "loyaltyTierStr": "gold",
+            "visits": 3,
+        },
+    )
+    settings = MappingSettings(
+        property_map={
+            "external_id": "external_id",
+            "company": "organization",
+            "role": "title",
+            "lang": "locale",
+            "avatar": "image",
+            "loyaltyTierStr": "loyalty_tier",
+        }
+    )
+    body = mapping.profile_body(customer, settings)
+    assert body["data"]["attributes"]["external_id"] == "42"
+    assert body["data"]["attributes"]["properties"] == {"loyalty_tier": "gold", "kustomer_visits": 3}
+    client.import_profile(body)
+    [request] = session.sent
+    klaviyo_contract.validate(request)
+
+
 def test_a_bulk_profile_import_job_and_its_errors_are_valid_requests(klaviyo, klaviyo_contract, recorded):
     client, session = recorded
     list_id = requests.post(

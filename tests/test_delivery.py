@@ -203,6 +203,18 @@ def test_a_customer_webhook_upserts_the_profile_with_prefixed_properties(app, kl
     assert profile["phone_number"] == "+14155550132"
 
 
+def test_an_invalid_phone_is_left_out_of_the_profile_and_the_log_says_so(app, klaviyo):
+    [delivery_id] = receive(kustomer_sandbox.customer_changed({**ADA, "phone": "12"}))
+    _, row = settle(delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED
+    assert row.last_error == (
+        "Sent without invalid values: Customer cust-ada: the phone number '12' was left out "
+        "because it is not a valid number for region US."
+    )
+    [profile] = requests.get(f"{klaviyo.url}/sandbox/profiles", timeout=5).json()["profiles"]
+    assert (profile["email"], profile.get("phone_number")) == ("ada@example.com", None)
+
+
 def test_a_profile_conflict_on_a_customer_webhook_is_sent_again_by_email_only(app, klaviyo):
     requests.post(
         f"{klaviyo.url}/sandbox/seed",

@@ -158,7 +158,7 @@ def test_the_email_only_body_drops_the_phone_and_keeps_the_rest():
     assert narrowed["data"]["attributes"]["unique_id"] == body["data"]["attributes"]["unique_id"]
 
 
-def test_profile_properties_are_prefixed_and_never_external_id():
+def test_profile_properties_are_prefixed_and_never_external_id_by_default():
     customer = Customer(
         helpdesk_id="cust-1",
         email="ada@example.com",
@@ -198,3 +198,239 @@ def test_bulk_groups_events_one_profile_per_entry_and_marks_backfill():
 def test_the_email_only_profile_drops_the_phone():
     body = mapping.profile_body(ADA, MappingSettings())
     assert mapping.email_only(body)["data"]["attributes"] == {"email": "ada@example.com", "first_name": "Ada"}
+
+
+# --- the property mapping
+
+LOVELACE = Customer(
+    helpdesk_id="cust-9",
+    email="ada@example.com",
+    first_name="Ada",
+    external_id="shop-42",
+    attributes={"loyaltyTierStr": "gold", "company": "Analytical Engines", "orders": 7},
+)
+IDENTITY = {"email": "ada@example.com", "first_name": "Ada"}
+
+
+@pytest.mark.parametrize(
+    ("property_map", "expected"),
+    [
+        pytest.param(
+            {},
+            {
+                **IDENTITY,
+                "properties": {
+                    "kustomer_loyaltyTierStr": "gold",
+                    "kustomer_company": "Analytical Engines",
+                    "kustomer_orders": 7,
+                },
+            },
+            id="unmapped attributes go under the prefix",
+        ),
+        pytest.param(
+            {"loyaltyTierStr": "loyalty_tier"},
+            {
+                **IDENTITY,
+                "properties": {
+                    "loyalty_tier": "gold",
+                    "kustomer_company": "Analytical Engines",
+                    "kustomer_orders": 7,
+                },
+            },
+            id="a mapped attribute goes unprefixed and only there",
+        ),
+        pytest.param(
+            {"external_id": "external_id"},
+            {
+                **IDENTITY,
+                "external_id": "shop-42",
+                "properties": {
+                    "kustomer_loyaltyTierStr": "gold",
+                    "kustomer_company": "Analytical Engines",
+                    "kustomer_orders": 7,
+                },
+            },
+            id="external_id only when mapped",
+        ),
+        pytest.param(
+            {"external_id": "shop_customer_id", "orders": "Lifetime Orders"},
+            {
+                **IDENTITY,
+                "properties": {
+                    "shop_customer_id": "shop-42",
+                    "Lifetime Orders": 7,
+                    "kustomer_loyaltyTierStr": "gold",
+                    "kustomer_company": "Analytical Engines",
+                },
+            },
+            id="the external id to a custom property, a target kept exactly as named",
+        ),
+        pytest.param(
+            {"company": "organization", "loyaltyTierStr": "title", "missingAttr": "locale"},
+            {
+                **IDENTITY,
+                "organization": "Analytical Engines",
+                "title": "gold",
+                "properties": {"kustomer_orders": 7},
+            },
+            id="standard attribute targets; an absent source sends nothing",
+        ),
+        pytest.param(
+            {"orders": "external_id"},
+            {
+                **IDENTITY,
+                "external_id": "7",
+                "properties": {"kustomer_loyaltyTierStr": "gold", "kustomer_company": "Analytical Engines"},
+            },
+            id="a number becomes a string for external_id",
+        ),
+    ],
+)
+def test_the_property_map_decides_where_each_attribute_goes(property_map, expected):
+    mapped = mapping.map_profile(LOVELACE, MappingSettings(property_map=property_map))
+    assert mapped.attributes == expected
+    assert mapped.problems == []
+
+
+def test_a_customer_without_external_id_does_not_clear_klaviyos():
+    customer = Customer(helpdesk_id="cust-9", email="ada@example.com", attributes={"title": ""})
+    settings = MappingSettings(property_map={"external_id": "external_id", "title": "title"})
+    assert mapping.map_profile(customer, settings) == mapping.MappedProfile({"email": "ada@example.com"}, [])
+
+
+TOO_LONG = "x" * 100_001
+EMAIL = {"email": "ada@example.com"}
+
+
+def ada(**fields) -> Customer:
+    return Customer(helpdesk_id="c1", email="ada@example.com", **fields)
+
+
+@pytest.mark.parametrize(
+    ("customer", "property_map", "sent", "problem"),
+    [
+        pytest.param(
+            Customer(helpdesk_id="c1", email="nope", phone="(415) 555-0132"),
+            {},
+            {"phone_number": "+14155550132"},
+            "the email address 'nope' was left out because it is not a valid address.",
+            id="invalid email beside a valid phone",
+        ),
+        pytest.param(
+            ada(phone="12"),
+            {},
+            EMAIL,
+            "the phone number '12' was left out because it is not a valid number for region US.",
+            id="invalid phone beside a valid email",
+        ),
+        pytest.param(
+            ada(attributes={"notes": TOO_LONG, "tier": "gold"}),
+            {},
+            {**EMAIL, "properties": {"kustomer_tier": "gold"}},
+            "attribute 'notes' was left out because it is a string over Klaviyo's 100 KB limit.",
+            id="a string over 100 KB",
+        ),
+        pytest.param(
+            ada(attributes={"history": [{"note": TOO_LONG}]}),
+            {},
+            EMAIL,
+            "attribute 'history' was left out because it holds a value that is a string over "
+            "Klaviyo's 100 KB limit.",
+            id="a string over 100 KB deep inside a list",
+        ),
+        pytest.param(
+            ada(first_name="Ada", last_name=TOO_LONG),
+            {},
+            {**EMAIL, "first_name": "Ada"},
+            "last name was left out because it is a string over Klaviyo's 100 KB limit.",
+            id="a name over 100 KB",
+        ),
+        pytest.param(
+            ada(attributes={"score": float("nan")}),
+            {},
+            EMAIL,
+            "attribute 'score' was left out because it is not a finite number.",
+            id="NaN",
+        ),
+        pytest.param(
+            ada(attributes={"score": float("inf")}),
+            {"score": "satisfaction"},
+            EMAIL,
+            "attribute 'score' was left out because it is not a finite number.",
+            id="infinity, mapped: neither mapped nor prefixed",
+        ),
+        pytest.param(
+            ada(attributes={"tier": 3}),
+            {"tier": "title"},
+            EMAIL,
+            "attribute 'tier' was left out because Klaviyo's title must be text, not int.",
+            id="a number for a text attribute",
+        ),
+        pytest.param(
+            ada(external_id=True),
+            {"external_id": "external_id"},
+            EMAIL,
+            "the external id was left out because Klaviyo's external_id must be text, not bool.",
+            id="a boolean external id",
+        ),
+        pytest.param(
+            ada(attributes={"site": {"url": "x"}}),
+            {"site": "image"},
+            EMAIL,
+            "attribute 'site' was left out because Klaviyo's image must be text, not dict.",
+            id="an object for image",
+        ),
+        pytest.param(
+            ada(attributes={"!!!": "x"}),
+            {},
+            EMAIL,
+            "attribute '!!!' was left out because its name has no letters or digits for a Klaviyo property.",
+            id="a key empty after cleaning",
+        ),
+        pytest.param(
+            ada(attributes={"a b": 1, "a_b": 2}),
+            {},
+            {**EMAIL, "properties": {"kustomer_a_b": 1}},
+            "attribute 'a_b' was left out because attribute 'a b' already fills kustomer_a_b.",
+            id="two keys cleaned to one property",
+        ),
+        pytest.param(
+            ada(attributes={"mail": "b@example.com"}),
+            {"mail": "email"},
+            EMAIL,
+            "attribute 'mail' was left out because email comes from the helpdesk customer's "
+            "email, phone and name and cannot be mapped.",
+            id="a stored mapping onto an identity field",
+        ),
+    ],
+)
+def test_a_value_klaviyo_would_refuse_is_left_out_and_reported(customer, property_map, sent, problem):
+    mapped = mapping.map_profile(customer, MappingSettings(property_map=property_map))
+    assert mapped.attributes == sent
+    assert mapped.problems == [f"Customer c1: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        Customer(helpdesk_id="c1"),
+        Customer(helpdesk_id="c1", email="nope", phone="12", external_id="shop-42"),
+    ],
+)
+def test_a_profile_without_a_valid_email_or_phone_cannot_be_mapped(customer):
+    settings = MappingSettings(property_map={"external_id": "external_id"})
+    with pytest.raises(mapping.MappingError, match="Customer c1 has no valid email address or phone number"):
+        mapping.map_profile(customer, settings)
+
+
+def test_the_profile_body_wraps_the_mapped_attributes():
+    settings = MappingSettings(property_map={"company": "organization"})
+    assert mapping.profile_body(LOVELACE, settings) == {
+        "data": {"type": "profile", "attributes": mapping.map_profile(LOVELACE, settings).attributes}
+    }
+
+
+def test_the_events_inline_profile_stays_identity_only_whatever_the_map():
+    settings = MappingSettings(property_map={"external_id": "external_id", "company": "organization"})
+    body = mapping.event_body(fact(customer_id="cust-9"), LOVELACE, settings, "ws")
+    assert body["data"]["attributes"]["profile"]["data"]["attributes"] == IDENTITY

@@ -13,6 +13,7 @@ from wtforms import (
     PasswordField,
     SelectField,
     StringField,
+    TextAreaField,
     URLField,
 )
 from wtforms.fields.choices import SelectChoice
@@ -67,6 +68,55 @@ def _klaviyo_key(form: FlaskForm, field: PasswordField) -> None:
         raise ValidationError("A Klaviyo private API key starts with pk_ (a public key will not do).")
 
 
+def parse_property_map(text: str) -> tuple[dict[str, str], list[str]]:
+    """The `helpdeskAttribute = klaviyo_property` lines as a mapping, and a message per bad line."""
+    found: dict[str, str] = {}
+    source_lines: dict[str, int] = {}
+    target_lines: dict[str, int] = {}
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        source, equals, target = (part.strip() for part in line.partition("="))
+        if not equals:
+            errors.append(f"Line {number}: write helpdeskAttribute = klaviyo_property (there is no =).")
+        elif not source:
+            errors.append(f"Line {number}: name the helpdesk attribute before the =.")
+        elif not target:
+            errors.append(f"Line {number}: name the Klaviyo property after the =.")
+        elif source in source_lines:
+            errors.append(f"Line {number}: {source} is already mapped on line {source_lines[source]}.")
+        elif target in target_lines:
+            errors.append(f"Line {number}: line {target_lines[target]} already maps to {target}.")
+        else:
+            try:
+                mapping.check_property_target(target)
+            except mapping.MappingError as error:
+                errors.append(f"Line {number}: {error}.")
+                continue
+            found[source] = target
+            source_lines[source], target_lines[target] = number, number
+    return found, errors
+
+
+class PropertyMapField(TextAreaField):
+    """A property mapping: one `helpdeskAttribute = klaviyo_property` a line on the page, a dict in `data`."""
+
+    line_errors: tuple[str, ...] = ()
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return "\n".join(f"{source} = {target}" for source, target in (self.data or {}).items())
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        self.data, errors = parse_property_map(valuelist[0] if valuelist else "")
+        self.line_errors = tuple(errors)
+
+    def pre_validate(self, form: FlaskForm) -> None:
+        self.errors.extend(self.line_errors)  # every bad line at once, not only the first
+
+
 class WorkspaceForm(FlaskForm):
     """Create or edit a workspace. Keys are write-only: left empty, the stored key stays."""
 
@@ -104,6 +154,12 @@ class WorkspaceForm(FlaskForm):
         validators=[Length(max=40), Regexp(r"^[A-Za-z0-9_]*$", message="Letters, digits and _ only.")],
         description="Put before every helpdesk customer attribute sent to Klaviyo. "
         "Empty on a new workspace: the helpdesk's name and _.",
+    )
+    property_map = PropertyMapField(
+        "Property mapping",
+        default=dict,
+        description="Custom attributes go to Klaviyo as <prefix><name> unless mapped here. Map to "
+        "external_id or an unprefixed name only when no other integration writes it.",
     )
     phone_region = StringField(
         "Default phone region",
@@ -179,3 +235,4 @@ class DeliveryFilterForm(FlaskForm):
     email = StringField("Customer email", validators=[Optional(), Length(max=320)])
     conversation_id = StringField("Conversation id", validators=[Optional(), Length(max=255)])
     before = IntegerField(validators=[Optional()])
+

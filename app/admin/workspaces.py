@@ -68,6 +68,7 @@ def _fill(form: WorkspaceForm, workspace: Workspace) -> None:
         getattr(form, f"send_{kind.value}").data = workspace.sends(kind.value)
     for kind in METRIC_KINDS:
         getattr(form, f"metric_{kind.value}").data = workspace.setting("metric_names").get(kind.value, "")
+    form.property_map.data = dict(workspace.setting("property_map"))
 
 
 def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
@@ -94,6 +95,7 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
         for kind in METRIC_KINDS
         if (getattr(form, f"metric_{kind.value}").data or "").strip()
     }
+    settings["property_map"] = dict(form.property_map.data or {})
     workspace.settings = settings
     if form.helpdesk_key.data:
         workspace.helpdesk_key = form.helpdesk_key.data.strip()
@@ -114,6 +116,12 @@ def _metric_placeholders(helpdesk: str) -> dict[str, str]:
 
 def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int = 200, **extra: object):
     helpdesk = workspace.helpdesk if workspace else (form.helpdesk.data or "kustomer")
+    prefix = (
+        workspace.setting("property_prefix")
+        if workspace
+        else form.property_prefix.data
+        or helpdesks.get(helpdesk).defaults.get("property_prefix", DEFAULT_SETTINGS["property_prefix"])
+    )
     return (
         render_template(
             "admin/workspace.html",
@@ -125,6 +133,7 @@ def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int
             kinds=EVENT_KINDS,
             metric_kinds=METRIC_KINDS,
             placeholders=_metric_placeholders(helpdesk),
+            property_map_hint=form.property_map.description.replace("<prefix>", prefix),
             button=ButtonForm(),
             test_event=TestEventForm(),
             **extra,
