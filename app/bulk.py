@@ -252,7 +252,7 @@ def _send(workspace, client, limiter, account, tier, batch, bodies, outcome: Dra
             _release(batch)
             return True
         except klaviyo.InvalidRequest as error:
-            bad = _named_items(error, bodies)
+            bad = named_items(error, bodies)
             if not bad:  # nothing to single out: each goes alone, through the live path
                 _to_live(batch, outcome)
                 return False
@@ -277,7 +277,7 @@ def _send(workspace, client, limiter, account, tier, batch, bodies, outcome: Dra
     return False
 
 
-def _named_items(error: klaviyo.KlaviyoError, bodies: list[dict]) -> set[int]:
+def named_items(error: klaviyo.KlaviyoError, bodies: list[dict]) -> set[int]:
     """The indexes, in `bodies`, of the events Klaviyo's error pointers name (a whole entry: all of it)."""
     layout = mapping.bulk_layout(bodies)
     named = set()

@@ -169,6 +169,7 @@ def reencrypt() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from app.backfill.cli import backfill_command
     from app.demo import demo_command
 
     app.cli.add_command(workspace_cli)
@@ -176,3 +177,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(secrets_cli)
     app.cli.add_command(helpdesks_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(backfill_command)

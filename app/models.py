@@ -268,3 +268,105 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+class BackfillStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"  # interrupted; the same command (or Resume) goes on from the checkpoint
+    COMPLETE = "complete"
+    FAILED = "failed"  # stopped by something it cannot get past (a refused key); the reason is kept
+    CANCELLED = "cancelled"
+
+    UNFINISHED = (QUEUED, RUNNING, PAUSED)
+
+
+class Backfill(db.Model):
+    """One load of history into Klaviyo, with its checkpoint: where to go on from after an interruption.
+
+    Events are sent through `events_through` (a line or conversation position) and customers'
+    profiles submitted through `profiles_through`; a resumed run reads from the lower of the two
+    and sends each part only past its own mark.
+    """
+
+    __tablename__ = "backfills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(20))  # "file" or "kustomer"
+    source_name: Mapped[str] = mapped_column(String(255))  # the file's name, or the search
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)  # the same source resumes
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # since, org_name
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default=BackfillStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    upload: Mapped[bytes | None] = mapped_column(db.LargeBinary, deferred=True)  # gzip, from the admin page
+    total: Mapped[int | None] = mapped_column(Integer)  # lines in the file; the search's estimate
+    position: Mapped[int] = mapped_column(Integer, default=0)  # read and settled through here
+    events_through: Mapped[int] = mapped_column(Integer, default=0)
+    events_cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    profiles_through: Mapped[int] = mapped_column(Integer, default=0)
+    profiles_cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    events_sent: Mapped[int] = mapped_column(Integer, default=0)
+    events_failed: Mapped[int] = mapped_column(Integer, default=0)
+    events_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    profiles_sent: Mapped[int] = mapped_column(Integer, default=0)
+    profiles_failed: Mapped[int] = mapped_column(Integer, default=0)
+    profiles_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)  # Klaviyo calls made
+    skipped_reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seconds_spent: Mapped[float] = mapped_column(db.Float, default=0.0)  # running time, for the rate
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in BackfillStatus.UNFINISHED
+
+    def rate(self) -> float | None:
+        """Items read per second of running time so far."""
+        return self.position / self.seconds_spent if self.seconds_spent > 1 and self.position else None
+
+    def seconds_left(self) -> float | None:
+        rate = self.rate()
+        if rate is None or not self.total or self.finished:
+            return None
+        return max(0.0, (self.total - self.position) / rate)
+
+
+class BackfillProblem(db.Model):
+    """Something a backfill skipped or Klaviyo refused, with the line or conversation it came from."""
+
+    __tablename__ = "backfill_problems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backfill_id: Mapped[int] = mapped_column(ForeignKey("backfills.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20))  # "skipped" or "failed"
+    what: Mapped[str] = mapped_column(String(40))  # an event kind, "profile" or "line"
+    conversation_id: Mapped[str | None] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class BackfillProfileJob(db.Model):
+    """A Klaviyo bulk profile import job a backfill submitted, with the customers in it, in order.
+
+    `refs[i]` is `[customer id, position]` of the profile at index i, which is how Klaviyo's
+    import-errors (pointing at `/data/attributes/profiles/data/i`) are mapped back to the source.
+    """
+
+    __tablename__ = "backfill_profile_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backfill_id: Mapped[int] = mapped_column(ForeignKey("backfills.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    refs: Mapped[list[list[Any]]] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -45,6 +45,7 @@ class _Envelope(Schema):
     changes = fields.Dict(load_default=None, allow_none=True)
 
 
+_DATA = _Data()
 _ENVELOPE = _Envelope()  # made once: building a schema costs more than loading with it
 
 
@@ -96,26 +97,37 @@ def _closed(changes: dict, attributes: dict, base: dict, sent_at: datetime | Non
     status = mapping(changes.get("status"), "changes.attributes.status")
     if status.get("after") != "done":
         return []
+    return [_closed_fact(attributes, base, sent_at)]
+
+
+def _closed_fact(attributes: dict, base: dict, fallback: datetime | None) -> Fact:
+    last_done = attributes.get("lastDone")
     when = (
         moment(attributes.get("doneAt"), "data.attributes.doneAt")
+        or moment(last_done.get("createdAt") if isinstance(last_done, dict) else None, "lastDone.createdAt")
         or moment(attributes.get("updatedAt"), "data.attributes.updatedAt")
-        or _required(sent_at)
+        or _required(fallback)
     )
     # A reopened and re-closed conversation has a new close time, hence a distinct fact.
-    return [Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)]
+    return Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
 
 
 def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
     change = changes.get("satisfactionLevel") or changes.get("satisfactionLevel.status")
     if change is None:
         return []
-    level = mapping(attributes.get("satisfactionLevel"), "data.attributes.satisfactionLevel")
-    if level.get("status") not in SUBMITTED:
-        return []
     before = change.get("before") if isinstance(change, dict) else None
     before_status = before.get("status") if isinstance(before, dict) else before
     if before_status in SUBMITTED:
         return []  # a comment added to a rating already recorded: the survey counts once
+    return _csat_facts(attributes, base, sent_at)
+
+
+def _csat_facts(attributes: dict, base: dict, fallback: datetime | None) -> list[Fact]:
+    """The survey answer on a conversation, when it has one."""
+    level = mapping(attributes.get("satisfactionLevel"), "data.attributes.satisfactionLevel")
+    if level.get("status") not in SUBMITTED:
+        return []
     raw = level.get("rating")
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not 1 <= raw <= 5 or raw != int(raw):
         raise PayloadError("data.attributes.satisfactionLevel.rating: must be a whole number from 1 to 5.")
@@ -123,7 +135,7 @@ def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None)
         moment(level.get("updatedAt"), "data.attributes.satisfactionLevel.updatedAt")
         or moment(level.get("createdAt"), "data.attributes.satisfactionLevel.createdAt")
         or moment(attributes.get("updatedAt"), "data.attributes.updatedAt")
-        or _required(sent_at)
+        or _required(fallback)
     )
     comment = level.get("comment") or level.get("answer")
     return [
@@ -137,6 +149,25 @@ def _csat(changes: dict, attributes: dict, base: dict, sent_at: datetime | None)
             **base,
         )
     ]
+
+
+def facts_from_conversation(resource: dict, org_name: str | None) -> list[Fact]:
+    """What a conversation's history holds, read from its current state (the API's or an export's).
+
+    The same facts as its webhooks made, with the same discriminators, so an event already sent
+    live is recognized by Klaviyo and not recorded again. Only the latest close is known.
+    """
+    if resource.get("type") != "conversation":
+        raise PayloadError("type: must be conversation.")
+    data = load(_DATA, resource)
+    envelope = {"data": data, "orgName": org_name}
+    attributes = data["attributes"]
+    base = _conversation_base(envelope, None)
+    created = _required(moment(attributes.get("createdAt"), "attributes.createdAt"))
+    facts = [Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=created, **base)]
+    if attributes.get("status") == "done":
+        facts.append(_closed_fact(attributes, base, created))
+    return facts + _csat_facts(attributes, base, created)
 
 
 def _first(items: Any, key: str) -> str | None:
@@ -216,6 +247,55 @@ def fetch_customer(
         return customer_from_api(response.json())
     except (ValueError, PayloadError):
         raise HelpdeskUnavailable("Kustomer's answer was not the customer JSON we expected") from None
+
+
+def search_conversations(
+    base_url: str,
+    api_key: str,
+    session: requests.Session,
+    timeout: float,
+    *,
+    created_from: datetime,
+    page: int,
+    page_size: int,
+) -> tuple[list[dict], bool, int | None]:
+    """A page of the conversations created at or after `created_from`, oldest first.
+
+    With it: whether another page follows, and how many pages the whole search holds when Kustomer
+    says.
+
+    Kustomer's search reaches only the first 100 pages of a query: past that, ask again from the
+    last creation time seen.
+    """
+    body = {
+        "queryContext": "conversation",
+        "and": [{"conversation_created_at": {"gte": created_from.isoformat().replace("+00:00", "Z")}}],
+        "sort": [{"conversation_created_at": "asc"}],
+    }
+    try:
+        response = session.post(
+            f"{base_url}/v1/customers/search",
+            params={"page": page, "pageSize": page_size},
+            json=body,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise HelpdeskUnavailable(f"Kustomer did not answer: {type(error).__name__}") from None
+    if response.status_code in (401, 403):
+        raise HelpdeskAuthError(
+            f"Kustomer answered {response.status_code} to the conversation search: the API key needs "
+            "the org.permission.search.create role"
+        )
+    if response.status_code != 200:
+        raise HelpdeskUnavailable(f"Kustomer answered {response.status_code} to the conversation search")
+    try:
+        document = response.json()
+        pages = (document.get("meta") or {}).get("totalPages")
+        more = bool((document.get("links") or {}).get("next"))
+        return list(document["data"]), more, pages if isinstance(pages, int) else None
+    except (ValueError, KeyError, TypeError):
+        raise HelpdeskUnavailable("Kustomer's search answer was not the JSON we expected") from None
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:

@@ -1,0 +1,554 @@
+"""Run a backfill: read history, send its events in bulk with `backfill: true`, import its profiles.
+
+Events go in bulk create requests of up to 1,000 events and 5 MB, marked `backfill` so Klaviyo
+records them without starting flows. Each event has the unique_id live delivery gives the same
+fact, so an event sent twice (live and backfilled, or around a crash) is recorded once. Profiles
+go in bulk import jobs. After each request the checkpoint is committed with the counters and
+problems it settles, so a resumed run neither loses nor repeats a report line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from app import bulk, delivery, helpdesks, klaviyo, mapping, ratelimit
+from app.backfill import profiles
+from app.backfill.sources import Item
+from app.extensions import db
+from app.facts import Customer, Fact
+from app.models import (
+    Backfill,
+    BackfillProblem,
+    BackfillProfileJob,
+    BackfillStatus,
+    Workspace,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+CHUNK = 500  # items whose customers are resolved together
+LOOKUP_THREADS = 4
+KLAVIYO_RETRIES = 8  # 5xx or no answer, with backoff from 1 s to 2 min: then the run pauses
+LEASE = timedelta(minutes=2)
+
+
+class Stop(Exception):
+    """The run cannot go on now; `status` is what the backfill becomes, the message why."""
+
+    def __init__(self, message: str, status: str = BackfillStatus.PAUSED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Yield(Exception):
+    """The slice is over (time is up, or a wait is longer than the slice has left)."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(retry_in)
+        self.retry_in = retry_in
+
+
+@dataclass
+class _Problems:
+    """Counters and problem rows waiting for the checkpoint that settles them."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, item: Item | None, outcome: str, what: str, reason: str, **ids: str | None) -> None:
+        self.rows.append(
+            {
+                "position": item.position if item else ids.pop("position", None),
+                "outcome": outcome,
+                "what": what,
+                "conversation_id": ids.get("conversation_id", item.conversation_id if item else None),
+                "customer_id": ids.get("customer_id", item.customer_id if item else None),
+                "reason": reason,
+            }
+        )
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def apply(self, backfill: Backfill) -> None:
+        for name, by in self.counts.items():
+            setattr(backfill, name, getattr(backfill, name) + by)
+        if self.reasons:
+            merged = dict(backfill.skipped_reasons or {})
+            for reason, by in self.reasons.items():
+                merged[reason] = merged.get(reason, 0) + by
+            backfill.skipped_reasons = merged
+        if self.rows:
+            db.session.execute(
+                BackfillProblem.__table__.insert(), [{"backfill_id": backfill.id, **row} for row in self.rows]
+            )
+        self.rows, self.counts, self.reasons = [], {}, {}
+
+
+@dataclass
+class _EventBatch:
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)  # the item each body came from
+    size: int = 0
+
+
+class Runner:
+    """Works one backfill forward from its checkpoint, in this process."""
+
+    def __init__(
+        self,
+        backfill: Backfill,
+        source: Any,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        stop_requested: Callable[[], Stop | None] = lambda: None,
+        progress: Callable[[Backfill], None] = lambda backfill: None,
+    ) -> None:
+        self.backfill = backfill
+        self.workspace: Workspace = db.session.get(Workspace, backfill.workspace_id)
+        self.source = source
+        self.settings = self.workspace.mapping_settings()
+        self.sleep = sleep
+        self.stop_requested = stop_requested
+        self.progress = progress
+        self.client = klaviyo.KlaviyoClient(
+            current_app.config["KLAVIYO_API_URL"], self.workspace.klaviyo_key, delivery.http_session(), 60
+        )
+        self.limiter: ratelimit.Limiter = current_app.extensions["limiter"]
+        self.account = ratelimit.account_key(self.workspace.klaviyo_key)
+        since = backfill.options.get("since")
+        self.since = datetime.fromisoformat(since) if since else None
+        self.events = _EventBatch()
+        self.event_problems = _Problems()
+        self.people = profiles.ProfileBatch()
+        self.profile_problems = _Problems()
+        self.submitted: set[str] = set()
+        self.done: Item | None = None  # the last item read whole
+        self.deadline: float | None = None
+        self.examples: dict[str, Any] = {}
+
+    # The run
+
+    def run(self, seconds: float | None = None) -> float | None:
+        """Work for up to `seconds` (None: to the end); None when it ended, else when to go on."""
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        started = time.monotonic()
+        backfill = self.backfill
+        if backfill.status in (BackfillStatus.QUEUED, BackfillStatus.PAUSED):
+            backfill.status, backfill.reason = BackfillStatus.RUNNING, None
+            backfill.started_at = backfill.started_at or utcnow()
+        self.source.scan()
+        if backfill.total is None:
+            backfill.total = self.source.total
+        db.session.commit()
+        self._load_submitted()
+        try:
+            finished = self._work()
+        except _Yield as pause:
+            self._account_time(started)
+            db.session.commit()
+            return pause.retry_in
+        except Stop as stop:
+            backfill.status, backfill.reason = stop.status, str(stop)
+            if stop.status != BackfillStatus.PAUSED:
+                backfill.finished_at = utcnow()
+            self._account_time(started)
+            db.session.commit()
+            return None
+        self._account_time(started)
+        if finished:
+            backfill.status, backfill.finished_at = BackfillStatus.COMPLETE, utcnow()
+            backfill.position = max(backfill.position, backfill.events_through)
+            if self.examples:
+                backfill.options = {**backfill.options, "examples": self.examples}
+        db.session.commit()
+        return None if finished else profiles.POLL_SECONDS
+
+    def _account_time(self, started: float) -> None:
+        self.backfill.seconds_spent += time.monotonic() - started
+        self.backfill.lease_until = utcnow() + LEASE
+
+    def _work(self) -> bool:
+        """True when everything is sent and every import job has finished."""
+        backfill = self.backfill
+        if backfill.events_through <= backfill.profiles_through:
+            cursor = backfill.events_cursor
+        else:
+            cursor = backfill.profiles_cursor
+        items = self.source.items(cursor)
+        while True:
+            chunk = list(islice(items, CHUNK))
+            if not chunk:
+                break
+            customers = self._customers(chunk)
+            for item in chunk:
+                self._read(item, customers)
+            self._poll_jobs()
+            self.progress(backfill)
+            stop = self.stop_requested()
+            if stop is not None:
+                self._settle_what_is_read()
+                raise stop
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self._settle_what_is_read()
+                raise _Yield(0)
+        self._settle_what_is_read()
+        self.progress(backfill)
+        return self._poll_jobs(wait=self.deadline is None)
+
+    def _settle_what_is_read(self) -> None:
+        """Send what is batched and submit the profiles gathered, so the checkpoint covers all read."""
+        self._flush_events()
+        self._flush_profiles()
+
+    # One item
+
+    def _read(self, item: Item, customers: dict[str, Customer | None]) -> None:
+        backfill = self.backfill
+        if item.position > backfill.events_through:
+            self._read_events(item, customers)
+        if item.position > backfill.profiles_through:
+            self._read_profile(item, customers)
+        self.done = item
+
+    def _read_events(self, item: Item, customers: dict[str, Customer | None]) -> None:
+        if item.problem:
+            self.event_problems.add(item, "skipped", "line", item.problem)
+            return
+        bodies = []
+        for fact in item.facts:
+            if not self.workspace.sends(fact.kind.value):
+                self._skip(f"{fact.kind.value} events are switched off for this workspace")
+                continue
+            if self.since and fact.occurred_at < self.since:
+                self._skip("before the start date")
+                continue
+            customer = _known(fact, customers)
+            if customer is None or not customer.identifiable:
+                reason = self._unknown(fact)
+                self.event_problems.add(item, "skipped", fact.kind.value, reason)
+                self.event_problems.count("events_skipped")
+                continue
+            try:
+                bodies.append(mapping.event_body(fact, customer, self.settings, self.workspace.id))
+            except mapping.MappingError as error:  # invalid values are reported, never sent
+                self.event_problems.add(item, "skipped", fact.kind.value, str(error))
+                self.event_problems.count("events_skipped")
+        if not bodies:
+            return
+        sizes = [len(json.dumps(body, separators=(",", ":"))) for body in bodies]
+        if (
+            len(self.events.bodies) + len(bodies) > bulk.MAX_EVENTS
+            or self.events.size + sum(sizes) > bulk.MAX_BYTES
+        ):
+            self._flush_events()
+        batch = self.events
+        batch.bodies += bodies
+        batch.items += [item] * len(bodies)
+        batch.size += sum(sizes)
+        self.examples.setdefault("event", bodies[0])
+
+    def _skip(self, reason: str) -> None:
+        self.event_problems.count("events_skipped")
+        self.event_problems.reasons[reason] = self.event_problems.reasons.get(reason, 0) + 1
+
+    def _unknown(self, fact: Fact) -> str:
+        if fact.customer_id is None:
+            return "The conversation names no customer."
+        return (
+            f"Customer {fact.customer_id} has no valid email address or phone number "
+            "(not in the file, not stored, and not found through the helpdesk's API)."
+        )
+
+    def _read_profile(self, item: Item, customers: dict[str, Customer | None]) -> None:
+        customer = item.customer
+        if customer is None and item.facts:
+            customer = _known(item.facts[0], customers)
+        if customer is None or customer.helpdesk_id in self.submitted:
+            return
+        self.submitted.add(customer.helpdesk_id)
+        try:
+            mapped = mapping.map_profile(customer, self.settings)
+        except mapping.MappingError as error:
+            self.profile_problems.add(
+                item, "skipped", "profile", str(error), customer_id=customer.helpdesk_id
+            )
+            self.profile_problems.count("profiles_skipped")
+            return
+        for problem in mapped.problems:
+            self.profile_problems.add(
+                item, "skipped", "profile value", problem, customer_id=customer.helpdesk_id
+            )
+        if not self.people.fits(mapped.attributes):
+            self._flush_profiles()
+        self.people.add(mapped.attributes, customer.helpdesk_id, item.position)
+        self.examples.setdefault("profile", {"data": {"type": "profile", "attributes": mapped.attributes}})
+
+    # Customers
+
+    def _customers(self, chunk: list[Item]) -> dict[str, Customer | None]:
+        """The customers the chunk's conversations name: from the file, stored, else looked up."""
+        wanted = {
+            fact.customer_id
+            for item in chunk
+            for fact in item.facts
+            if not (fact.customer and fact.customer.identifiable) and fact.customer_id
+        }
+        found: dict[str, Customer | None] = {
+            cid: self.source.customers[cid] for cid in wanted if cid in self.source.customers
+        }
+        missing = wanted - found.keys()
+        if missing:
+            found |= delivery.stored_customers(self.workspace.id, missing)
+            missing -= found.keys()
+        if missing:
+            found |= self._look_up(sorted(missing))
+        return found
+
+    def _look_up(self, customer_ids: list[str]) -> dict[str, Customer | None]:
+        helpdesk = self.workspace.helpdesk_info()
+        api_key, base_url = self.workspace.helpdesk_key, self.workspace.helpdesk_api_url()
+        if helpdesk.fetch_customer is None or not api_key or not base_url:
+            return {}
+        session = delivery.http_session()
+
+        def fetch(customer_id: str) -> Customer | None:
+            for attempt in range(3):
+                try:
+                    return helpdesk.fetch_customer(base_url, api_key, customer_id, session, 10.0)
+                except helpdesks.HelpdeskUnavailable:
+                    if attempt == 2:
+                        raise
+                    time.sleep(1 + attempt)
+            return None
+
+        try:
+            with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
+                fetched = dict(zip(customer_ids, pool.map(fetch, customer_ids), strict=True))
+        except helpdesks.HelpdeskAuthError as error:
+            raise Stop(f"{helpdesk.title} refused the API key: {error}", BackfillStatus.FAILED) from None
+        except helpdesks.HelpdeskUnavailable as error:
+            raise Stop(f"{helpdesk.title} is not answering: {error}") from None
+        for customer_id, customer in fetched.items():
+            values: dict[str, Any] = {"fetched_at": utcnow()}
+            if customer is not None:
+                values |= {
+                    "email": customer.email,
+                    "phone": customer.phone,
+                    "first_name": customer.first_name,
+                    "last_name": customer.last_name,
+                    "external_id": customer.external_id,
+                    "attributes": customer.attributes,
+                    "source_updated_at": customer.updated_at,
+                }
+            delivery.store_fetched_customer(self.workspace.id, customer_id, values, None)
+        db.session.commit()
+        return fetched
+
+    # Events
+
+    def _flush_events(self) -> None:
+        batch, self.events = self.events, _EventBatch()
+        if batch.bodies:
+            self._send_events(batch.bodies, batch.items)
+        self._checkpoint_events()
+
+    def _checkpoint_events(self) -> None:
+        backfill, done = self.backfill, self.done
+        if done is not None and done.position > backfill.events_through:
+            backfill.events_through, backfill.events_cursor = done.position, done.cursor
+            backfill.position = done.position
+        self.event_problems.apply(backfill)
+        backfill.lease_until = utcnow() + LEASE
+        db.session.commit()
+
+    def _send_events(self, bodies: list[dict[str, Any]], items: list[Item]) -> None:
+        """Send one bulk request; an item Klaviyo names is reported failed and the rest sent again."""
+        if self.backfill.dry_run:
+            self.event_problems.count("events_sent", len(bodies))
+            return
+        while bodies:
+            try:
+                self._call("POST", bulk.BULK_PATH, mapping.bulk_events_body(bodies, backfill=True))
+            except klaviyo.InvalidRequest as error:
+                named = bulk.named_items(error, bodies)
+                if not named and len(bodies) > 1:  # nothing named: halve until the bad one is alone
+                    half = len(bodies) // 2
+                    self._send_events(bodies[:half], items[:half])
+                    self._send_events(bodies[half:], items[half:])
+                    return
+                for index in sorted(named or {0}, reverse=True):
+                    item, body = items.pop(index), bodies.pop(index)
+                    kind = body["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
+                    reason = f"Klaviyo refused the event ({error.status} {error.code}): {error.detail}"
+                    self.event_problems.add(item, "failed", kind, reason)
+                    self.event_problems.count("events_failed")
+                continue
+            self.event_problems.count("events_sent", len(bodies))
+            return
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One Klaviyo call within the account's shared limits, through 429s and passing failures."""
+        tier = ratelimit.tier_for(method, urlsplit(path).path)
+        failures = 0
+        while True:
+            wait = self.limiter.acquire(self.account, tier)
+            if wait > 0:
+                self._wait(wait)
+                continue
+            self.backfill.requests += 1
+            try:
+                return self.client.request(method, path, json=body)
+            except klaviyo.RateLimited as error:
+                self.limiter.pause(self.account, tier, error.retry_after)
+                self._wait(error.retry_after)
+            except (klaviyo.ServerError, klaviyo.TransportError) as error:
+                failures += 1
+                if failures >= KLAVIYO_RETRIES:
+                    raise Stop(
+                        f"Klaviyo keeps failing ({error}); the backfill goes on when resumed."
+                    ) from None
+                self._wait(min(120.0, 2.0 ** (failures - 1)))
+            except klaviyo.AuthError as error:
+                raise Stop(
+                    f"Klaviyo refused the private key ({error.status}): {error.detail}", BackfillStatus.FAILED
+                ) from None
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep when the run has the time (a CLI run always does); else end the slice here."""
+        if self.deadline is not None and time.monotonic() + seconds > self.deadline:
+            raise _Yield(seconds)
+        self.backfill.lease_until = utcnow() + timedelta(seconds=seconds) + LEASE
+        db.session.commit()
+        self.sleep(seconds)
+
+    # Profiles
+
+    def _load_submitted(self) -> None:
+        for refs in db.session.scalars(
+            select(BackfillProfileJob.refs).where(BackfillProfileJob.backfill_id == self.backfill.id)
+        ):
+            self.submitted.update(ref[0] for ref in refs)
+
+    def _flush_profiles(self) -> None:
+        batch, self.people = self.people, profiles.ProfileBatch()
+        backfill = self.backfill
+        if batch.profiles:
+            if backfill.dry_run:
+                self.profile_problems.count("profiles_sent", len(batch.profiles))
+            else:
+                job_id = self._call("POST", profiles.JOBS_PATH, batch.body()).json()["data"]["id"]
+                db.session.add(BackfillProfileJob(backfill_id=backfill.id, job_id=job_id, refs=batch.refs))
+        done = self.done
+        if done is not None and done.position > backfill.profiles_through:
+            backfill.profiles_through, backfill.profiles_cursor = done.position, done.cursor
+        self.profile_problems.apply(backfill)
+        db.session.commit()
+
+    def _poll_jobs(self, wait: bool = False) -> bool:
+        """Read how the open import jobs are doing; True when none is open (waiting for them if asked)."""
+        while True:
+            due = utcnow() - timedelta(seconds=profiles.POLL_SECONDS)
+            jobs = db.session.scalars(
+                select(BackfillProfileJob).where(
+                    BackfillProfileJob.backfill_id == self.backfill.id,
+                    BackfillProfileJob.completed_at.is_(None),
+                )
+            ).all()
+            for job in jobs:
+                if job.checked_at is None or job.checked_at <= due:
+                    self._poll(job)
+            if all(job.completed_at for job in jobs):
+                return True
+            if not wait:
+                return False
+            self._wait(profiles.POLL_SECONDS)
+
+    def _poll(self, job: BackfillProfileJob) -> None:
+        status = self._call("GET", f"{profiles.JOBS_PATH}/{job.job_id}").json()["data"]["attributes"]
+        job.checked_at, job.status = utcnow(), status.get("status", job.status)
+        if job.status in ("complete", "cancelled", "failed"):
+            refused = profiles.import_errors(
+                lambda path: self._call("GET", path).json(), job.job_id, job.refs
+            )
+            problems = _Problems()
+            for error in refused:
+                problems.add(
+                    None,
+                    "failed",
+                    "profile",
+                    error.reason,
+                    customer_id=error.customer_id,
+                    position=error.position,
+                )
+            problems.count("profiles_failed", len(refused))
+            problems.count("profiles_sent", len(job.refs) - len(refused))
+            problems.apply(self.backfill)
+            job.completed_at = utcnow()
+        db.session.commit()
+
+
+def _known(fact: Fact, customers: dict[str, Customer | None]) -> Customer | None:
+    """The fact's own customer when it says who they are, else the one resolved for its id."""
+    if fact.customer is not None and fact.customer.identifiable:
+        return fact.customer
+    return customers.get(fact.customer_id or "") or fact.customer
+
+
+def take_lease(backfill_id: int, owner: str | None = None, seconds: float | None = None) -> str | None:
+    """Own a backfill so no other process runs it meanwhile; the owner, or None when someone else does.
+
+    `owner` renews a lease already held (the next task of a chain); `seconds` sets its length.
+    """
+    now = utcnow()
+    held = Backfill.lease_owner == owner if owner else False
+    owner = owner or str(uuid.uuid4())
+    until = now + (timedelta(seconds=seconds) if seconds is not None else LEASE)
+    taken = db.session.execute(
+        update(Backfill)
+        .where(
+            Backfill.id == backfill_id,
+            Backfill.status.in_(BackfillStatus.UNFINISHED),
+            Backfill.lease_until.is_(None) | (Backfill.lease_until < now) | held,
+        )
+        .values(lease_owner=owner, lease_until=until)
+    ).rowcount
+    db.session.commit()
+    return owner if taken else None
+
+
+def release_lease(backfill: Backfill) -> None:
+    backfill.lease_owner, backfill.lease_until = None, None
+    db.session.commit()
+
+
+def problems_of(backfill_id: int) -> Iterator[BackfillProblem]:
+    """A backfill's problems in source order, streamed."""
+    yield from db.session.scalars(
+        select(BackfillProblem)
+        .where(BackfillProblem.backfill_id == backfill_id)
+        .order_by(BackfillProblem.position, BackfillProblem.id)
+        .execution_options(yield_per=1000)
+    )
+
+
+def open_jobs(backfill_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).where(
+            BackfillProfileJob.backfill_id == backfill_id, BackfillProfileJob.completed_at.is_(None)
+        )
+    )
