@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # a file has no connection to lose; a server's may drop between requests
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings.database_url.startswith("sqlite")},
         MAX_CONTENT_LENGTH=1024 * 1024,
+        BACKFILL_MAX_UPLOAD_BYTES=512 * 1024 * 1024,
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -111,6 +112,7 @@ def _celery_config(
         "beat_schedule": {
             "requeue-stale-deliveries": {"task": "deliveries.requeue_stale", "schedule": requeue_interval},
             "check-backlogs": {"task": "deliveries.check_backlogs", "schedule": min(5.0, requeue_interval)},
+            "resume-stale-backfills": {"task": "backfills.resume_stale", "schedule": 30.0},
         },
     }
     config.update(overrides)

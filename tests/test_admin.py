@@ -93,7 +93,7 @@ def urls(app, workspace_id: str, delivery_id: int) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
-        values = {"workspace_id": workspace_id, "delivery_id": delivery_id}
+        values = {"workspace_id": workspace_id, "delivery_id": delivery_id, "backfill_id": 1}
         url = rule.rule
         for name in rule.arguments:
             url = url.replace(f"<{name}>", str(values[name])).replace(f"<int:{name}>", str(values[name]))

@@ -47,8 +47,9 @@ def index() -> Response:
 
 def init_app(app: Flask) -> None:
     from app import webhooks
-    from app.admin import auth, deliveries, workspaces  # noqa: F401  (their routes join bp)
+    from app.admin import auth, backfills, deliveries, workspaces  # noqa: F401  (their routes join bp)
 
+    app.before_request(backfills.allow_large_uploads)  # before CSRFProtect reads the form
     csrf.init_app(app)
     csrf.exempt(webhooks.bp)  # helpdesks sign their webhooks; they cannot carry our CSRF token
     login_manager.init_app(app)

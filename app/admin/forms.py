@@ -6,11 +6,14 @@ import re
 
 import phonenumbers
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectField,
     StringField,
     TextAreaField,
@@ -236,3 +239,31 @@ class DeliveryFilterForm(FlaskForm):
     conversation_id = StringField("Conversation id", validators=[Optional(), Length(max=255)])
     before = IntegerField(validators=[Optional()])
 
+
+class BackfillForm(FlaskForm):
+    """A backfill to start: an uploaded export, or Kustomer's API since a date."""
+
+    source = RadioField(
+        "History from",
+        choices=[
+            SelectChoice("file", "An export file (JSON Lines)"),
+            SelectChoice("kustomer", "Kustomer's API"),
+        ],
+        default="file",
+    )
+    file = FileField(
+        "Export file",
+        description="One JSON object a line: Kustomer conversations and customers as their API "
+        "returns them, or our normalized facts.",
+    )
+    since = DateField(
+        "From",
+        validators=[Optional()],
+        description="Only what happened from this day (UTC). Required for Kustomer's API.",
+    )
+    org_name = StringField(
+        "Kustomer org name",
+        validators=[Optional(), Regexp(r"^[a-z0-9-]+$", message="Letters, digits and - only.")],
+        description="acme in acme.kustomerapp.com: the conversation links use it.",
+    )
+    dry_run = BooleanField("Dry run: check everything and count what would be sent, send nothing")
