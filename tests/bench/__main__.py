@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.bench import card, delivery, intake
+from tests.bench import backfill, card, delivery, intake
+
+BENCHMARKS = {"intake": intake, "delivery": delivery, "card": card, "backfill": backfill}
 
 
 def main() -> int:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
-    for benchmark in (intake, delivery, card):
+    chosen = sys.argv[1:] or list(BENCHMARKS)  # `python -m tests.bench backfill` runs one
+    for benchmark in (BENCHMARKS[name] for name in chosen):
         for name, figure, reference in benchmark.run():
             print(f"{name:<45} {figure}\n{'':<45} reference: {reference}", flush=True)
     return 0
