@@ -313,6 +313,12 @@ def resolve_customer(
     if not api_key or not base_url or helpdesk.fetch_customer is None:
         return _as_fact(row) if row else None
     fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
+    row = store_fetched_customer(workspace.id, customer_id, fetched_values(fetched), row)
+    return _as_fact(row)
+
+
+def fetched_values(fetched: CustomerFact | None) -> dict:
+    """A stored customer's columns from what the helpdesk's API said (None: it does not know them)."""
     values: dict = {"fetched_at": utcnow()}
     if fetched is not None:
         values |= {
@@ -324,8 +330,7 @@ def resolve_customer(
             "attributes": fetched.attributes,
             "source_updated_at": fetched.updated_at,
         }
-    row = store_fetched_customer(workspace.id, customer_id, values, row)
-    return _as_fact(row)
+    return values
 
 
 def store_fetched_customer(

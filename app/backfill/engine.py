@@ -344,17 +344,7 @@ class Runner:
         except helpdesks.HelpdeskUnavailable as error:
             raise Stop(f"{helpdesk.title} is not answering: {error}") from None
         for customer_id, customer in fetched.items():
-            values: dict[str, Any] = {"fetched_at": utcnow()}
-            if customer is not None:
-                values |= {
-                    "email": customer.email,
-                    "phone": customer.phone,
-                    "first_name": customer.first_name,
-                    "last_name": customer.last_name,
-                    "external_id": customer.external_id,
-                    "attributes": customer.attributes,
-                    "source_updated_at": customer.updated_at,
-                }
+            values = delivery.fetched_values(customer)
             delivery.store_fetched_customer(self.workspace.id, customer_id, values, None)
         db.session.commit()
         return fetched
