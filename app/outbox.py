@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -40,13 +42,79 @@ class Recorded:
 
 def record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
     """Store a webhook's receipt and deliveries in one transaction; None when it was already received."""
-    with _sqlite_writer if db.engine.dialect.name == "sqlite" else contextlib.nullcontext():
+    if db.engine.dialect.name != "sqlite":
         return _record_with_retries(workspace, webhook)
+    return _sqlite_intake.record(workspace, webhook)
 
 
-# SQLite lets one connection write at a time and makes the others sleep and poll for the lock, in
-# steps of up to 100 ms: the threads of one web process take turns here instead.
-_sqlite_writer = threading.Lock()
+@dataclass
+class _Pending:
+    workspace: Workspace | IntakeWorkspace
+    webhook: Webhook
+    done: bool = False
+    result: Recorded | None = None
+    error: Exception | None = None
+
+
+class _GroupCommit:
+    """Intake on SQLite: writers take turns, and whoever has the turn stores every webhook waiting.
+
+    SQLite lets one connection write at a time. Taking turns one webhook each made every webhook
+    pay a whole commit (each of the outbox's indexes rewritten) and a hand-over of the lock; here
+    the webhooks that arrived meanwhile share one transaction, and each is answered once it is
+    committed. Between processes the turn is a lock on a file beside the database, which wakes the
+    next writer at once (SQLite's own busy wait sleeps in steps of up to 100 ms).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._turn = threading.Lock()
+        self._waiting: list[_Pending] = []
+
+    def record(self, workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
+        pending = _Pending(workspace, webhook)
+        with self._mutex:
+            self._waiting.append(pending)
+        with self._turn:
+            if not pending.done:
+                with self._mutex:
+                    batch, self._waiting = self._waiting, []
+                with _host_turn(db.engine.url.database):
+                    self._store(batch)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _store(self, batch: list[_Pending]) -> None:
+        try:
+            for pending in batch:
+                pending.result = _record(pending.workspace, pending.webhook)
+            db.session.commit()
+        except Exception:  # each webhook is tried again alone, and its own error reaches its caller
+            db.session.rollback()
+            for pending in batch:
+                try:
+                    pending.result = _record_with_retries(pending.workspace, pending.webhook)
+                except Exception as error:  # raised again in the thread that asked
+                    db.session.rollback()
+                    pending.error = error
+        finally:
+            for pending in batch:
+                pending.done = True
+
+
+@contextlib.contextmanager
+def _host_turn(database: str | None) -> Iterator[None]:
+    """The processes of this host take turns writing to a SQLite file."""
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}-intake.lock", "a") as handle:  # closing it lets the next one in
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+_sqlite_intake = _GroupCommit()
 
 
 def _record_with_retries(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
@@ -56,15 +124,13 @@ def _record_with_retries(workspace: Workspace | IntakeWorkspace, webhook: Webhoo
             db.session.commit()
             return recorded
         except IntegrityError:
-            db.session.rollback()
-            seen = select(Receipt.id).filter_by(workspace_id=workspace.id, event_id=webhook.event_id)
-            if db.session.scalar(seen) is not None:
-                return None  # this event id was received already (a resend, perhaps concurrent)
             # another webhook stored the same new customer at the same moment: once more, it exists now
+            db.session.rollback()
     raise RuntimeError(f"could not store webhook {webhook.event_id}: conflicting writes kept winning")
 
 
-def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded:
+def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
+    """The webhook's rows, in the session's transaction; None when its event id was received already."""
     receipt = {
         "workspace_id": workspace.id,
         "event_id": webhook.event_id,
@@ -72,7 +138,10 @@ def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorde
         "received_at": utcnow(),
     }
     connection = db.session.connection()
-    receipt_id = connection.execute(_INSERT_RECEIPT, receipt).scalar_one()
+    dialect = db.engine.dialect.name
+    receipt_id = connection.execute(_INSERT_RECEIPT[dialect], receipt).scalar_one_or_none()
+    if receipt_id is None:
+        return None  # a resend, perhaps concurrent: the first one owes what it carries
     delivery_ids: list[int] = []
     released: list[int] = []
     for fact in webhook.facts:
@@ -101,14 +170,19 @@ def _record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorde
             "next_attempt_at": now,
         }
         # the same fact reached us under another event id: it is owed once
-        inserted = connection.execute(_INSERT_DELIVERY[db.engine.dialect.name], row).scalar_one_or_none()
+        inserted = connection.execute(_INSERT_DELIVERY[dialect], row).scalar_one_or_none()
         if inserted is not None:
             delivery_ids.append(inserted)
     return Recorded(receipt_id, delivery_ids, released)
 
 
-_INSERT_RECEIPT = insert(Receipt.__table__).returning(Receipt.__table__.c.id)
-# INSERT ... ON CONFLICT (workspace_id, unique_id) DO NOTHING RETURNING id, in each database's SQL
+# INSERT ... ON CONFLICT (the intake and outbox dedup keys) DO NOTHING RETURNING id, in each database's SQL
+_INSERT_RECEIPT = {
+    dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Receipt.__table__)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+    .returning(Receipt.__table__.c.id)
+    for dialect in (postgresql, sqlite)
+}
 _INSERT_DELIVERY = {
     dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Delivery.__table__)
     .on_conflict_do_nothing(index_elements=["workspace_id", "unique_id"])

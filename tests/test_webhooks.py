@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from app import MIGRATIONS, create_app
 from app.extensions import db
@@ -333,3 +335,35 @@ def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"
     assert response.headers["Retry-After"]
+
+
+def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themselves(intake, monkeypatch):
+    """Concurrent webhooks share a commit on SQLite: a resend is still a duplicate, a failure is its own."""
+    from app import outbox
+
+    stored = outbox._record
+
+    def failing_for_one(workspace, webhook):
+        if webhook.event_id == "evt-broken":
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return stored(workspace, webhook)
+
+    monkeypatch.setattr(outbox, "_record", failing_for_one)
+    ids = [f"evt-{number}" for number in range(40)] * 2 + ["evt-broken"]
+    answers: dict[str, list[int]] = {}
+    barrier = threading.Barrier(len(ids))
+
+    def send(event_id: str) -> None:
+        body = json.dumps(envelope(event_id=event_id, subject=f"About {event_id}"))
+        barrier.wait()
+        status = post(intake, body).status_code
+        answers.setdefault(event_id, []).append(status)
+
+    threads = [threading.Thread(target=send, args=(event_id,)) for event_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers.pop("evt-broken") == [503]
+    assert all(sorted(statuses) == [200, 202] for statuses in answers.values()), answers
+    assert counts(intake) == (40, 1)  # one conversation created: one delivery, whichever webhook said it

@@ -11,6 +11,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +113,27 @@ def web(env: dict[str, str], log: Path, app_spec: str = '"app:create_app()"') ->
     with process(command, {**env, "PORT": str(port)}, log):
         if not wait_for_port(port, 30):
             raise RuntimeError(f"web did not start: {log.read_text()[-2000:]}")
+        _wait_until_served(port)
         yield port
+
+
+def _wait_until_served(port: int, seconds: float = 60) -> None:
+    """Gunicorn listens before its workers have loaded the app: wait until every one answers, quickly.
+
+    Timing the first seconds would time the app's imports, not its answers.
+    """
+    deadline = time.monotonic() + seconds
+    quick = 0
+    while quick < 50 and time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+        except urllib.error.HTTPError:
+            pass  # answered, if not with 200 (the bare app has no /healthz)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        quick = quick + 1 if time.monotonic() - started < 0.05 else 0
 
 
 @dataclass
