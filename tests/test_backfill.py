@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,23 @@ def test_a_backfill_without_an_org_name_for_the_links_is_refused_before_it_start
     path.write_text("")
     with pytest.raises(backfill.BackfillError, match="Kustomer org name"):
         backfill.start(workspace(), path=path)
+
+
+def test_a_kustomer_key_without_the_search_role_fails_the_backfill_with_the_reason(app, klaviyo, kustomer):
+    requests.post(
+        f"{kustomer.url}/sandbox/api-keys",
+        json={"key": "reader-only", "roles": ["org.permission.customer.read"]},
+        timeout=5,
+    ).raise_for_status()
+    ws = workspace()
+    ws.helpdesk_key = "reader-only"
+    ws.settings = {**ws.settings, "helpdesk_api_url": kustomer.url}
+    db.session.commit()
+    row, _ = backfill.start(ws, since=datetime(2026, 1, 1, tzinfo=UTC), org_name=ORG)
+    row = run_here(row)
+    assert row.status == BackfillStatus.FAILED
+    assert row.reason == (
+        "Kustomer refused the API key: Kustomer answered 403 to the conversation search: "
+        "the API key needs the org.permission.search.create role"
+    )
+    assert stats(klaviyo)["requests"] == 0

@@ -18,7 +18,8 @@ from app.admin import bp
 from app.admin.forms import BackfillForm, ButtonForm
 from app.admin.workspaces import load
 from app.backfill import report
-from app.backfill.engine import problems_of, take_lease
+from app.backfill.leases import take_lease
+from app.backfill.report import problems_of
 from app.extensions import db
 from app.models import Backfill, BackfillStatus, Workspace
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from app import delivery
-from app.backfill.engine import LEASE, Runner, Stop, release_lease, take_lease
+from app.backfill.engine import Runner, Stop
+from app.backfill.leases import LEASE, release_lease, take_lease
 from app.backfill.sources import FileSource, KustomerSource
 from app.extensions import db
 from app.models import Backfill, BackfillStatus, Workspace, utcnow

@@ -12,7 +12,8 @@ import click
 from tqdm import tqdm
 
 from app.backfill import BackfillError, report, source_for, start
-from app.backfill.engine import Runner, Stop, release_lease, take_lease
+from app.backfill.engine import Runner, Stop
+from app.backfill.leases import release_lease, take_lease
 from app.extensions import db
 from app.models import Backfill, BackfillStatus, Workspace
 

@@ -9,12 +9,11 @@ problems it settles, so a resumed run neither loses nor repeats a report line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -22,16 +21,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from app import bulk, delivery, helpdesks, klaviyo, mapping, ratelimit
 from app.backfill import profiles
+from app.backfill.customers import known, resolve
+from app.backfill.leases import LEASE
 from app.backfill.sources import Item
+from app.backfill.tally import Tally
 from app.extensions import db
 from app.facts import Customer, Fact
 from app.models import (
     Backfill,
-    BackfillProblem,
     BackfillProfileJob,
     BackfillStatus,
     Workspace,
@@ -40,9 +41,7 @@ from app.models import (
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # items whose customers are resolved together
-LOOKUP_THREADS = 4
 KLAVIYO_RETRIES = 8  # 5xx or no answer, with backoff from 1 s to 2 min: then the run pauses
-LEASE = timedelta(minutes=2)
 
 
 class Stop(Exception):
@@ -59,44 +58,6 @@ class _Yield(Exception):
     def __init__(self, retry_in: float) -> None:
         super().__init__(retry_in)
         self.retry_in = retry_in
-
-
-@dataclass
-class _Problems:
-    """Counters and problem rows waiting for the checkpoint that settles them."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def add(self, item: Item | None, outcome: str, what: str, reason: str, **ids: str | None) -> None:
-        self.rows.append(
-            {
-                "position": item.position if item else ids.pop("position", None),
-                "outcome": outcome,
-                "what": what,
-                "conversation_id": ids.get("conversation_id", item.conversation_id if item else None),
-                "customer_id": ids.get("customer_id", item.customer_id if item else None),
-                "reason": reason,
-            }
-        )
-
-    def count(self, name: str, by: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + by
-
-    def apply(self, backfill: Backfill) -> None:
-        for name, by in self.counts.items():
-            setattr(backfill, name, getattr(backfill, name) + by)
-        if self.reasons:
-            merged = dict(backfill.skipped_reasons or {})
-            for reason, by in self.reasons.items():
-                merged[reason] = merged.get(reason, 0) + by
-            backfill.skipped_reasons = merged
-        if self.rows:
-            db.session.execute(
-                BackfillProblem.__table__.insert(), [{"backfill_id": backfill.id, **row} for row in self.rows]
-            )
-        self.rows, self.counts, self.reasons = [], {}, {}
 
 
 @dataclass
@@ -133,9 +94,9 @@ class Runner:
         since = backfill.options.get("since")
         self.since = datetime.fromisoformat(since) if since else None
         self.events = _EventBatch()
-        self.event_problems = _Problems()
+        self.event_problems = Tally()
         self.people = profiles.ProfileBatch()
-        self.profile_problems = _Problems()
+        self.profile_problems = Tally()
         self.submitted: set[str] = set()
         self.done: Item | None = None  # the last item read whole
         self.deadline: float | None = None
@@ -151,18 +112,22 @@ class Runner:
         if backfill.status in (BackfillStatus.QUEUED, BackfillStatus.PAUSED):
             backfill.status, backfill.reason = BackfillStatus.RUNNING, None
             backfill.started_at = backfill.started_at or utcnow()
-        self.source.scan()
-        if backfill.total is None:
-            backfill.total = self.source.total
-        db.session.commit()
         self._load_submitted()
         try:
+            self._scan()
             finished = self._work()
         except _Yield as pause:
             self._account_time(started)
             db.session.commit()
             return pause.retry_in
         except Stop as stop:
+            log.warning(
+                "backfill %s of workspace %s stops (%s): %s",
+                backfill.id,
+                backfill.workspace_id,
+                stop.status,
+                stop,
+            )
             backfill.status, backfill.reason = stop.status, str(stop)
             if stop.status != BackfillStatus.PAUSED:
                 backfill.finished_at = utcnow()
@@ -171,12 +136,37 @@ class Runner:
             return None
         self._account_time(started)
         if finished:
+            log.info(
+                "backfill %s of workspace %s is complete: %d events, %d profiles sent",
+                backfill.id,
+                backfill.workspace_id,
+                backfill.events_sent,
+                backfill.profiles_sent,
+            )
             backfill.status, backfill.finished_at = BackfillStatus.COMPLETE, utcnow()
             backfill.position = max(backfill.position, backfill.events_through)
             if self.examples:
                 backfill.options = {**backfill.options, "examples": self.examples}
         db.session.commit()
         return None if finished else profiles.POLL_SECONDS
+
+    def _scan(self) -> None:
+        with self._helpdesk_answers():
+            self.source.scan()
+        if self.backfill.total is None:
+            self.backfill.total = self.source.total
+        db.session.commit()
+
+    @contextlib.contextmanager
+    def _helpdesk_answers(self) -> Iterator[None]:
+        """The helpdesk's API refusing our key ends the run; its failing for long pauses it."""
+        title = self.workspace.helpdesk_info().title
+        try:
+            yield
+        except helpdesks.HelpdeskAuthError as error:
+            raise Stop(f"{title} refused the API key: {error}", BackfillStatus.FAILED) from None
+        except helpdesks.HelpdeskUnavailable as error:
+            raise Stop(f"{title} is not answering: {error}; resume to go on from here.") from None
 
     def _account_time(self, started: float) -> None:
         self.backfill.seconds_spent += time.monotonic() - started
@@ -191,10 +181,12 @@ class Runner:
             cursor = backfill.profiles_cursor
         items = self.source.items(cursor)
         while True:
-            chunk = list(islice(items, CHUNK))
+            with self._helpdesk_answers():
+                chunk = list(islice(items, CHUNK))
             if not chunk:
                 break
-            customers = self._customers(chunk)
+            with self._helpdesk_answers():
+                customers = resolve(self.workspace, chunk, self.source.customers)
             for item in chunk:
                 self._read(item, customers)
             self._poll_jobs()
@@ -237,7 +229,7 @@ class Runner:
             if self.since and fact.occurred_at < self.since:
                 self._skip("before the start date")
                 continue
-            customer = _known(fact, customers)
+            customer = known(fact, customers)
             if customer is None or not customer.identifiable:
                 reason = self._unknown(fact)
                 self.event_problems.add(item, "skipped", fact.kind.value, reason)
@@ -277,7 +269,7 @@ class Runner:
     def _read_profile(self, item: Item, customers: dict[str, Customer | None]) -> None:
         customer = item.customer
         if customer is None and item.facts:
-            customer = _known(item.facts[0], customers)
+            customer = known(item.facts[0], customers)
         if customer is None or customer.helpdesk_id in self.submitted:
             return
         self.submitted.add(customer.helpdesk_id)
@@ -297,57 +289,6 @@ class Runner:
             self._flush_profiles()
         self.people.add(mapped.attributes, customer.helpdesk_id, item.position)
         self.examples.setdefault("profile", {"data": {"type": "profile", "attributes": mapped.attributes}})
-
-    # Customers
-
-    def _customers(self, chunk: list[Item]) -> dict[str, Customer | None]:
-        """The customers the chunk's conversations name: from the file, stored, else looked up."""
-        wanted = {
-            fact.customer_id
-            for item in chunk
-            for fact in item.facts
-            if not (fact.customer and fact.customer.identifiable) and fact.customer_id
-        }
-        found: dict[str, Customer | None] = {
-            cid: self.source.customers[cid] for cid in wanted if cid in self.source.customers
-        }
-        missing = wanted - found.keys()
-        if missing:
-            found |= delivery.stored_customers(self.workspace.id, missing)
-            missing -= found.keys()
-        if missing:
-            found |= self._look_up(sorted(missing))
-        return found
-
-    def _look_up(self, customer_ids: list[str]) -> dict[str, Customer | None]:
-        helpdesk = self.workspace.helpdesk_info()
-        api_key, base_url = self.workspace.helpdesk_key, self.workspace.helpdesk_api_url()
-        if helpdesk.fetch_customer is None or not api_key or not base_url:
-            return {}
-        session = delivery.http_session()
-
-        def fetch(customer_id: str) -> Customer | None:
-            for attempt in range(3):
-                try:
-                    return helpdesk.fetch_customer(base_url, api_key, customer_id, session, 10.0)
-                except helpdesks.HelpdeskUnavailable:
-                    if attempt == 2:
-                        raise
-                    time.sleep(1 + attempt)
-            return None
-
-        try:
-            with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
-                fetched = dict(zip(customer_ids, pool.map(fetch, customer_ids), strict=True))
-        except helpdesks.HelpdeskAuthError as error:
-            raise Stop(f"{helpdesk.title} refused the API key: {error}", BackfillStatus.FAILED) from None
-        except helpdesks.HelpdeskUnavailable as error:
-            raise Stop(f"{helpdesk.title} is not answering: {error}") from None
-        for customer_id, customer in fetched.items():
-            values = delivery.fetched_values(customer)
-            delivery.store_fetched_customer(self.workspace.id, customer_id, values, None)
-        db.session.commit()
-        return fetched
 
     # Events
 
@@ -475,7 +416,7 @@ class Runner:
             refused = profiles.import_errors(
                 lambda path: self._call("GET", path).json(), job.job_id, job.refs
             )
-            problems = _Problems()
+            problems = Tally()
             for error in refused:
                 problems.add(
                     None,
@@ -490,55 +431,3 @@ class Runner:
             problems.apply(self.backfill)
             job.completed_at = utcnow()
         db.session.commit()
-
-
-def _known(fact: Fact, customers: dict[str, Customer | None]) -> Customer | None:
-    """The fact's own customer when it says who they are, else the one resolved for its id."""
-    if fact.customer is not None and fact.customer.identifiable:
-        return fact.customer
-    return customers.get(fact.customer_id or "") or fact.customer
-
-
-def take_lease(backfill_id: int, owner: str | None = None, seconds: float | None = None) -> str | None:
-    """Own a backfill so no other process runs it meanwhile; the owner, or None when someone else does.
-
-    `owner` renews a lease already held (the next task of a chain); `seconds` sets its length.
-    """
-    now = utcnow()
-    held = Backfill.lease_owner == owner if owner else False
-    owner = owner or str(uuid.uuid4())
-    until = now + (timedelta(seconds=seconds) if seconds is not None else LEASE)
-    taken = db.session.execute(
-        update(Backfill)
-        .where(
-            Backfill.id == backfill_id,
-            Backfill.status.in_(BackfillStatus.UNFINISHED),
-            Backfill.lease_until.is_(None) | (Backfill.lease_until < now) | held,
-        )
-        .values(lease_owner=owner, lease_until=until)
-    ).rowcount
-    db.session.commit()
-    return owner if taken else None
-
-
-def release_lease(backfill: Backfill) -> None:
-    backfill.lease_owner, backfill.lease_until = None, None
-    db.session.commit()
-
-
-def problems_of(backfill_id: int) -> Iterator[BackfillProblem]:
-    """A backfill's problems in source order, streamed."""
-    yield from db.session.scalars(
-        select(BackfillProblem)
-        .where(BackfillProblem.backfill_id == backfill_id)
-        .order_by(BackfillProblem.position, BackfillProblem.id)
-        .execution_options(yield_per=1000)
-    )
-
-
-def open_jobs(backfill_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).where(
-            BackfillProfileJob.backfill_id == backfill_id, BackfillProfileJob.completed_at.is_(None)
-        )
-    )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from typing import IO
 
 from sqlalchemy import func, select
 
-from app.backfill.engine import problems_of
 from app.extensions import db
 from app.models import Backfill, BackfillProblem
 
@@ -40,6 +40,16 @@ def summary(backfill: Backfill) -> list[str]:
     if backfill.reason:
         lines.append(f"  note      {backfill.reason}")
     return lines
+
+
+def problems_of(backfill_id: int) -> Iterator[BackfillProblem]:
+    """A backfill's problems in source order, streamed."""
+    yield from db.session.scalars(
+        select(BackfillProblem)
+        .where(BackfillProblem.backfill_id == backfill_id)
+        .order_by(BackfillProblem.position, BackfillProblem.id)
+        .execution_options(yield_per=1000)
+    )
 
 
 def problem_count(backfill_id: int) -> int:

@@ -259,10 +259,8 @@ def search_conversations(
     page: int,
     page_size: int,
 ) -> tuple[list[dict], bool, int | None]:
-    """A page of the conversations created at or after `created_from`, oldest first.
-
-    With it: whether another page follows, and how many pages the whole search holds when Kustomer
-    says.
+    """A page of the conversations created at or after `created_from`, oldest first; whether more
+    follow; and how many pages the search holds, when Kustomer says.
 
     Kustomer's search reaches only the first 100 pages of a query: past that, ask again from the
     last creation time seen.
