@@ -70,8 +70,9 @@ def start(
     org_name = org_name or org_name_for(workspace)
     if needs_org_name(workspace) and not org_name:
         raise BackfillError(
-            "The conversation links need your Kustomer org name (acme in acme.kustomerapp.com): "
-            "give it, or set the helpdesk API URL to https://acme.api.kustomerapp.com."
+            "The conversation links need your Kustomer org name (acme in acme.kustomerapp.com): give "
+            "it (--org-name on the command line), or set the helpdesk API URL to "
+            "https://acme.api.kustomerapp.com."
         )
     if path is not None:
         source, name = "file", path.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -15,6 +16,7 @@ from app.backfill import BackfillError, report, source_for, start
 from app.backfill.engine import Runner, Stop
 from app.backfill.leases import release_lease, take_lease
 from app.extensions import db
+from app.helpdesks import HelpdeskApiError
 from app.models import Backfill, BackfillStatus, Workspace
 
 SHOWN_PROBLEMS = 10
@@ -101,10 +103,14 @@ def backfill_command(
         click.echo(f"Resuming backfill {backfill.id} from #{backfill.position:,} (--restart starts over).")
     interrupt = _Interrupt()
     interrupt.install()
+    source = source_for(backfill)
+    with contextlib.suppress(HelpdeskApiError):  # the run says why, in its report
+        source.scan()
+    backfill.total = backfill.total or source.total
     with _bar(backfill) as bar:
         runner = Runner(
             backfill,
-            source_for(backfill),
+            source,
             stop_requested=lambda: Stop(INTERRUPTED) if interrupt.requested else None,
             progress=lambda current: _advance(bar, current),
         )
@@ -121,7 +127,6 @@ def _bar(backfill: Backfill) -> tqdm:
         total=backfill.total,
         initial=backfill.position,
         unit=unit,
-        unit_scale=True,
         file=sys.stderr,
         dynamic_ncols=True,
     )

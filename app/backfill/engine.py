@@ -151,8 +151,9 @@ class Runner:
         return None if finished else profiles.POLL_SECONDS
 
     def _scan(self) -> None:
-        with self._helpdesk_answers():
-            self.source.scan()
+        if self.source.total is None:  # a caller may have scanned it already
+            with self._helpdesk_answers():
+                self.source.scan()
         if self.backfill.total is None:
             self.backfill.total = self.source.total
         db.session.commit()
