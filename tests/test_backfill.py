@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import backfill, outbox
+from app import backfill, delivery, outbox
 from app.backfill.engine import Runner
 from app.extensions import db
 from app.facts import fact_to_dict
@@ -24,6 +24,7 @@ from app.models import Backfill, BackfillProblem, BackfillStatus
 from app.sandbox import kustomer as kustomer_sandbox
 from app.sandbox.kustomer_history import history
 from tests import test_delivery
+from tests.contract import RecordingSession
 from tests.services import ROOT, wait_until
 from tests.test_delivery import klaviyo_events, workspace
 
@@ -244,8 +245,6 @@ def test_an_event_already_sent_live_is_not_recorded_again(app, klaviyo, tmp_path
     outbox.record(workspace(), parse(kustomer_sandbox.customer_changed(customer)))
     created = kustomer_sandbox.envelope("kustomer.conversation.create", first, None, org_name=ORG)
     [delivery_id] = outbox.record(workspace(), parse(created)).delivery_ids
-    from app import delivery
-
     assert delivery.deliver(delivery_id).status == "delivered"
     path = write_history(tmp_path / "export.jsonl", customers, conversations)
     row, _ = backfill.start(workspace(), path=path, org_name=ORG)
@@ -328,3 +327,37 @@ def test_a_kustomer_key_without_the_search_role_fails_the_backfill_with_the_reas
         "the API key needs the org.permission.search.create role"
     )
     assert stats(klaviyo)["requests"] == 0
+
+
+def test_every_request_a_backfill_sends_klaviyo_matches_its_spec(
+    app, klaviyo, klaviyo_contract, tmp_path, monkeypatch
+):
+    session = RecordingSession()
+    monkeypatch.setattr(delivery, "_session", session)
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "taken@example.com"}, {"phone_number": "+14155550199"}]},
+        timeout=5,
+    ).raise_for_status()
+    customers, conversations = history(1_200, seed=9)
+    customers.append(
+        {"id": "split", "name": "Two Profiles", "email": "taken@example.com", "phone": "+14155550199"}
+    )
+    conversations[3]["attributes"]["name"] = "x" * 150_000
+    row, _ = backfill.start(
+        workspace(), path=write_history(tmp_path / "e.jsonl", customers, conversations), org_name=ORG
+    )
+    row = run_here(row)
+    assert (row.events_failed, row.profiles_failed) == (
+        len(facts_from_conversation(conversations[3], ORG)),
+        1,
+    )
+    sent = [request for request in session.sent if request.url.startswith(klaviyo.url)]
+    operations = {(request.method, request.path_url.split("?")[0].rsplit("/", 1)[-1]) for request in sent}
+    assert {
+        ("POST", "event-bulk-create-jobs"),
+        ("POST", "profile-bulk-import-jobs"),
+        ("GET", "import-errors"),
+    } <= operations
+    for request in sent:
+        klaviyo_contract.validate(request)
