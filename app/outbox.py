@@ -73,6 +73,8 @@ class _GroupCommit:
 
     def record(self, workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
         pending = _Pending(workspace, webhook)
+        # Waiting threads hand their connection back: whoever gets the turn needs one from the pool.
+        db.session.close()
         with self._mutex:
             self._waiting.append(pending)
         with self._turn:

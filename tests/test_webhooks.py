@@ -58,9 +58,13 @@ def envelope(
 @pytest.fixture
 def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The app on a migrated SQLite database, with one Kustomer workspace; nothing is enqueued."""
+    yield from intake_app(tmp_path, monkeypatch)
+
+
+def intake_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'intake.sqlite3'}")
     monkeypatch.setenv("SECRET_KEY", "intake-tests")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
+    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False, **config})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
@@ -337,9 +341,18 @@ def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
     assert response.headers["Retry-After"]
 
 
-def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themselves(intake, monkeypatch):
+@pytest.fixture
+def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The intake app with far fewer database connections than concurrent webhooks."""
+    options = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 60}
+    yield from intake_app(tmp_path, monkeypatch, SQLALCHEMY_ENGINE_OPTIONS=options)
+
+
+def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themselves(small_pool, monkeypatch):
     """Concurrent webhooks share a commit on SQLite: a resend is still a duplicate, a failure is its own."""
     from app import outbox
+
+    intake = small_pool
 
     stored = outbox._record
 
@@ -363,7 +376,8 @@ def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themse
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "webhooks still waiting for their turn"
     assert answers.pop("evt-broken") == [503]
     assert all(sorted(statuses) == [200, 202] for statuses in answers.values()), answers
     assert counts(intake) == (40, 1)  # one conversation created: one delivery, whichever webhook said it
