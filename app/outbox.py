@@ -49,7 +49,7 @@ def record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded
 
 @dataclass
 class _Pending:
-    workspace: Workspace | IntakeWorkspace
+    workspace: IntakeWorkspace
     webhook: Webhook
     done: bool = False
     result: Recorded | None = None
@@ -72,9 +72,11 @@ class _GroupCommit:
         self._waiting: list[_Pending] = []
 
     def record(self, workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
+        if isinstance(workspace, Workspace):  # the thread with the turn must not touch this one's session
+            workspace = IntakeWorkspace.of(workspace)
         pending = _Pending(workspace, webhook)
-        # Waiting threads hand their connection back: whoever gets the turn needs one from the pool.
-        db.session.close()
+        # A waiting thread hands its connection back: whoever has the turn needs one from the pool.
+        db.session.commit()
         with self._mutex:
             self._waiting.append(pending)
         with self._turn:
@@ -203,6 +205,16 @@ class IntakeWorkspace:
     secrets: tuple[str, ...]
     enabled: tuple[tuple[str, bool], ...]
 
+    @classmethod
+    def of(cls, workspace: Workspace) -> IntakeWorkspace:
+        return cls(
+            id=workspace.id,
+            helpdesk=workspace.helpdesk,
+            secret_header=workspace.secret_header,
+            secrets=tuple(workspace.webhook_secrets()),
+            enabled=tuple(sorted(workspace.setting("events_enabled").items())),
+        )
+
     def sends(self, kind: str) -> bool:
         return dict(self.enabled).get(kind, True)
 
@@ -227,15 +239,7 @@ def intake_workspace(workspace_id: str) -> IntakeWorkspace | None:
     if cached is not None and cached[0] > now:
         return cached[1]
     workspace = db.session.get(Workspace, workspace_id)
-    snapshot = None
-    if workspace is not None:
-        snapshot = IntakeWorkspace(
-            id=workspace.id,
-            helpdesk=workspace.helpdesk,
-            secret_header=workspace.secret_header,
-            secrets=tuple(workspace.webhook_secrets()),
-            enabled=tuple(sorted(workspace.setting("events_enabled").items())),
-        )
+    snapshot = IntakeWorkspace.of(workspace) if workspace is not None else None
     if len(cache) > 10_000:
         cache.clear()
     cache[workspace_id] = (now + INTAKE_CACHE_SECONDS, snapshot)
