@@ -109,7 +109,10 @@ class FileSource:
                 if b'"customer' not in line:
                     continue  # neither a customer resource nor a customer fact
                 try:
-                    _, customer = read_record(json.loads(line), self.helpdesk, self.org_name)
+                    record = json.loads(line)
+                    if not _describes_customer(record):
+                        continue  # a conversation naming its customer: read in turn, not here
+                    _, customer = read_record(record, self.helpdesk, self.org_name)
                 except (ValueError, PayloadError):
                     continue  # reported when the line is read in turn
                 if customer is not None and _newer(customer, self.customers.get(customer.helpdesk_id)):
@@ -135,6 +138,16 @@ class FileSource:
                 if item.customer is not None:
                     item.customer = self.customers.get(item.customer.helpdesk_id, item.customer)
                 yield item
+
+
+def _describes_customer(record: Any) -> bool:
+    """A customer resource or a customer fact, told apart without reading the rest of it."""
+    if not isinstance(record, dict):
+        return False
+    if "kind" in record:
+        return record["kind"] == Kind.CUSTOMER_UPSERTED.value
+    resource = record["data"] if isinstance(record.get("data"), dict) else record
+    return resource.get("type") == "customer"
 
 
 def _newer(candidate: Customer, known: Customer | None) -> bool:
