@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from app import MIGRATIONS, create_app
 from app.extensions import db
-from app.models import Delivery, Receipt, Workspace
+from app.models import Customer, Delivery, DeliveryStatus, Receipt, Workspace, utcnow
+from app.sandbox import kustomer
 
 SECRET = "whsec-test-secret"
 OTHER_SECRET = "another-secret"
@@ -354,14 +357,14 @@ def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themse
 
     intake = small_pool
 
-    stored = outbox._record
+    rows_of = outbox._delivery_rows
 
-    def failing_for_one(workspace, webhook):
+    def failing_for_one(workspace, webhook, recorded, now):
         if webhook.event_id == "evt-broken":
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-        return stored(workspace, webhook)
+        return rows_of(workspace, webhook, recorded, now)
 
-    monkeypatch.setattr(outbox, "_record", failing_for_one)
+    monkeypatch.setattr(outbox, "_delivery_rows", failing_for_one)
     ids = [f"evt-{number}" for number in range(40)] * 2 + ["evt-broken"]
     answers: dict[str, list[int]] = {}
     barrier = threading.Barrier(len(ids))
@@ -381,3 +384,61 @@ def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themse
     assert answers.pop("evt-broken") == [503]
     assert all(sorted(statuses) == [200, 202] for statuses in answers.values()), answers
     assert counts(intake) == (40, 1)  # one conversation created: one delivery, whichever webhook said it
+
+
+def test_webhooks_written_in_one_batch_are_answered_as_if_one_at_a_time(small_pool):
+    """While another process holds the write turn, webhooks pile up and are then written together."""
+    intake = small_pool
+    workspace_id = intake.config["TEST_WORKSPACE_ID"]
+    with intake.app_context():
+        waiting = Delivery(
+            workspace_id=workspace_id,
+            kind="conversation_created",
+            status=DeliveryStatus.WAITING,
+            unique_id="waiting-for-its-customer",
+            customer_id="cust-new",
+            fact={},
+            occurred_at=utcnow(),
+        )
+        db.session.add(waiting)
+        db.session.commit()
+        waiting_id = waiting.id
+        database = db.engine.url.database
+    customer = kustomer.customer_changed({"id": "cust-new", "email": "new@example.com"}, event_id="evt-c")
+    same_fact = [
+        kustomer.conversation_created("conv-a", "cust-1", "Hello", event_id=f"evt-a{n}") for n in (1, 2)
+    ]
+    for webhook in same_fact:
+        webhook["data"]["attributes"]["createdAt"] = "2026-11-20T10:00:00.000Z"
+    others = [
+        kustomer.conversation_created(f"conv-{n}", "cust-1", "Hi", event_id=f"evt-{n}") for n in range(20)
+    ]
+    bodies = [customer, customer, *same_fact, *others]
+    answers: list[tuple[str, int, dict]] = []
+
+    def send(webhook: dict) -> None:
+        response = post(intake, json.dumps(webhook))
+        answers.append((webhook["id"], response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=send, args=(webhook,)) for webhook in bodies]
+    with open(f"{database}-intake.lock", "a") as turn:  # another process is writing
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+    for thread in threads:
+        thread.join(timeout=30)
+
+    by_event: dict[str, list[tuple[int, dict]]] = {}
+    for event_id, status, body in answers:
+        by_event.setdefault(event_id, []).append((status, body))
+    assert sorted(status for status, _ in by_event.pop("evt-c")) == [200, 202]
+    same = [body["deliveries"] for _, body in by_event.pop("evt-a1") + by_event.pop("evt-a2")]
+    assert sorted(len(ids) for ids in same) == [0, 1]  # one conversation created, owed once
+    assert all(status == 202 and len(body["deliveries"]) == 1 for [(status, body)] in by_event.values())
+    assert len(by_event) == 20
+    with intake.app_context():
+        assert db.session.get(Delivery, waiting_id).status == DeliveryStatus.PENDING  # its customer came
+        stored = db.session.scalars(select(Customer).filter_by(helpdesk_id="cust-new")).one()
+        assert stored.email == "new@example.com"
+    assert counts(intake) == (23, 1 + 1 + 1 + 20)  # receipts; waiting + customer + conv-a + others
