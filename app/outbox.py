@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 from flask import current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from app import mapping
@@ -43,8 +45,6 @@ class Recorded:
 
 def record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
     """Store a webhook's receipt and deliveries in one transaction; None when it was already received."""
-    if db.engine.dialect.name != "sqlite":
-        return _record_with_retries(workspace, webhook)
     group = current_app.extensions.get("intake_group_commit")
     if group is None:
         group = current_app.extensions.setdefault("intake_group_commit", _GroupCommit())
@@ -62,15 +62,15 @@ class _Pending:
 
 
 class _GroupCommit:
-    """Intake on SQLite: one webhook at a time writes, for itself and every webhook waiting.
+    """Intake in one process: one webhook at a time writes, for itself and every webhook waiting.
 
-    SQLite lets one connection write at a time. Taking turns one webhook each made every webhook
-    pay a whole commit (each of the outbox's indexes rewritten) and a hand-over of the lock; here
-    the webhooks that arrived meanwhile share one transaction, and each is answered once it is
-    committed. The writer then wakes the first webhook that arrived while it wrote, to write the
-    next batch; every other one sleeps until its own batch is committed. Between processes the
-    turn is a lock on a file beside the database, which wakes the next writer at once (SQLite's
-    own busy wait sleeps in steps of up to 100 ms).
+    A transaction per webhook made every webhook pay a whole commit (each of the outbox's indexes
+    rewritten, and on PostgreSQL a flush of its log); here the webhooks that arrived meanwhile
+    share one transaction, and each is answered once it is committed. The writer then wakes the
+    first webhook that arrived while it wrote, to write the next batch; every other one sleeps
+    until its own batch is committed. SQLite lets one connection of the host write at a time: its
+    processes take turns through a lock on a file beside the database, which wakes the next writer
+    at once (SQLite's own busy wait sleeps in steps of up to 100 ms).
     """
 
     def __init__(self) -> None:
@@ -99,7 +99,7 @@ class _GroupCommit:
         with self._mutex:
             batch, self._waiting = self._waiting, []
         try:
-            with _host_turn(db.engine.url.database):
+            with _host_turn(db.engine.url):
                 self._store(batch)
         except Exception as error:  # no turn to write: every webhook of the batch hears why
             for pending in batch:
@@ -143,9 +143,10 @@ class _HostTurn:
         self._fd: int | None = None
 
     @contextlib.contextmanager
-    def __call__(self, database: str | None) -> Iterator[None]:
-        if not database or database == ":memory:":
-            yield
+    def __call__(self, url: URL) -> Iterator[None]:
+        database = url.database
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            yield  # a database server takes care of its own writers
             return
         if self._owner != (os.getpid(), database):
             if self._fd is not None:
@@ -185,15 +186,19 @@ def _record_many(
     connection = db.session.connection()
     dialect = db.engine.dialect.name
     now = utcnow()
-    receipts = [
-        {
-            "workspace_id": workspace.id,
-            "event_id": webhook.event_id,
-            "event_name": webhook.event_name,
-            "received_at": now,
-        }
-        for workspace, webhook in webhooks
-    ]
+    # in key order, so that two processes' batches never wait on each other's rows in a cycle
+    receipts = sorted(
+        (
+            {
+                "workspace_id": workspace.id,
+                "event_id": webhook.event_id,
+                "event_name": webhook.event_name,
+                "received_at": now,
+            }
+            for workspace, webhook in webhooks
+        ),
+        key=itemgetter("workspace_id", "event_id"),
+    )
     # the first of the batch to carry an event id gets its receipt; a resend, perhaps concurrent, none
     receipt_ids = {
         (row.workspace_id, row.event_id): row.id
@@ -213,7 +218,10 @@ def _record_many(
         # the same fact reached us under another event id: it is owed once
         delivery_ids = {
             (row.workspace_id, row.unique_id): row.id
-            for row in connection.execute(_INSERT_DELIVERY[dialect], [row for _, row in owed])
+            for row in connection.execute(
+                _INSERT_DELIVERY[dialect],
+                sorted((row for _, row in owed), key=itemgetter("workspace_id", "unique_id")),
+            )
         }
         for recorded, row in owed:
             delivery_id = delivery_ids.pop((row["workspace_id"], row["unique_id"]), None)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from app import MIGRATIONS, create_app
@@ -64,8 +66,8 @@ def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield from intake_app(tmp_path, monkeypatch)
 
 
-def intake_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'intake.sqlite3'}")
+def intake_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None = None, **config):
+    monkeypatch.setenv("DATABASE_URL", database_url or f"sqlite:///{tmp_path / 'intake.sqlite3'}")
     monkeypatch.setenv("SECRET_KEY", "intake-tests")
     app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False, **config})
     with app.app_context():
@@ -345,10 +347,26 @@ def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
 
 
 @pytest.fixture
-def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The intake app with far fewer database connections than concurrent webhooks."""
+def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str):
+    """The intake app with far fewer database connections than concurrent webhooks, on each database."""
     options = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 60}
-    yield from intake_app(tmp_path, monkeypatch, SQLALCHEMY_ENGINE_OPTIONS=options)
+    yield from intake_app(tmp_path, monkeypatch, database_url, SQLALCHEMY_ENGINE_OPTIONS=options)
+
+
+@contextlib.contextmanager
+def another_process_writing(app) -> Iterator[None]:
+    """Holds intake's write turn as another web process would: SQLite's lock file, PostgreSQL's table."""
+    with app.app_context():
+        url = db.engine.url
+        if url.get_backend_name() == "sqlite":
+            with open(f"{url.database}-intake.lock", "a") as turn:
+                fcntl.flock(turn, fcntl.LOCK_EX)
+                yield
+            return
+        with db.engine.connect() as connection:
+            connection.execute(text("LOCK TABLE receipts IN EXCLUSIVE MODE"))
+            yield
+            connection.rollback()
 
 
 def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themselves(small_pool, monkeypatch):
@@ -403,7 +421,6 @@ def test_webhooks_written_in_one_batch_are_answered_as_if_one_at_a_time(small_po
         db.session.add(waiting)
         db.session.commit()
         waiting_id = waiting.id
-        database = db.engine.url.database
     customer = kustomer.customer_changed({"id": "cust-new", "email": "new@example.com"}, event_id="evt-c")
     same_fact = [
         kustomer.conversation_created("conv-a", "cust-1", "Hello", event_id=f"evt-a{n}") for n in (1, 2)
@@ -421,8 +438,7 @@ def test_webhooks_written_in_one_batch_are_answered_as_if_one_at_a_time(small_po
         answers.append((webhook["id"], response.status_code, response.get_json()))
 
     threads = [threading.Thread(target=send, args=(webhook,)) for webhook in bodies]
-    with open(f"{database}-intake.lock", "a") as turn:  # another process is writing
-        fcntl.flock(turn, fcntl.LOCK_EX)
+    with another_process_writing(intake):
         for thread in threads:
             thread.start()
         time.sleep(1)
