@@ -64,7 +64,7 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         )
     try:
         recorded = outbox.record(workspace, webhook)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError):  # OSError: SQLite's lock file beside the database
         db.session.rollback()
         log.exception("could not store webhook %s for workspace %s", webhook.event_id, workspace.id)
         return _database_unavailable()

@@ -346,6 +346,15 @@ def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
     assert response.headers["Retry-After"]
 
 
+def test_a_write_turn_that_cannot_be_taken_answers_503(intake):
+    with intake.app_context():
+        Path(f"{db.engine.url.database}-intake.lock").mkdir()  # what no process can open to write
+    response = post(intake, json.dumps(envelope()))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert counts(intake) == (0, 0)
+
+
 @pytest.fixture
 def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str):
     """The intake app with far fewer database connections than concurrent webhooks, on each database."""
