@@ -10,6 +10,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +78,7 @@ class _GroupCommit:
         self._mutex = threading.Lock()
         self._waiting: list[_Pending] = []
         self._writing = False
+        self._host_turn = _HostTurn()
 
     def record(self, workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
         if isinstance(workspace, Workspace):  # the writer must not touch this thread's session
@@ -99,7 +101,7 @@ class _GroupCommit:
         with self._mutex:
             batch, self._waiting = self._waiting, []
         try:
-            with _host_turn(db.engine.url):
+            with self._host_turn(db.engine.url):
                 self._store(batch)
         except Exception as error:  # no turn to write: every webhook of the batch hears why
             for pending in batch:
@@ -141,6 +143,7 @@ class _HostTurn:
     def __init__(self) -> None:
         self._owner: tuple[int, str] | None = None
         self._fd: int | None = None
+        self._closing: weakref.finalize | None = None
 
     @contextlib.contextmanager
     def __call__(self, url: URL) -> Iterator[None]:
@@ -149,18 +152,16 @@ class _HostTurn:
             yield  # a database server takes care of its own writers
             return
         if self._owner != (os.getpid(), database):
-            if self._fd is not None:
-                os.close(self._fd)
+            if self._closing is not None:
+                self._closing()
             self._fd = os.open(f"{database}-intake.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._closing = weakref.finalize(self, os.close, self._fd)
             self._owner = (os.getpid(), database)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
-_host_turn = _HostTurn()
 
 
 def _record_with_retries(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
