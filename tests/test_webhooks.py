@@ -352,6 +352,7 @@ def test_a_write_turn_that_cannot_be_taken_answers_503(intake):
     response = post(intake, json.dumps(envelope()))
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"]
     assert counts(intake) == (0, 0)
 
 
