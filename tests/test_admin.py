@@ -221,6 +221,19 @@ def test_an_admin_creates_a_workspace_and_the_key_is_only_ever_shown_masked(app,
         assert not globex.sends("conversation_closed")
 
 
+def settings_form(**fields: str) -> dict[str, str]:
+    """The workspace settings form as an admin fills it in, with `fields` changed."""
+    return {
+        "name": "Acme",
+        "helpdesk": "kustomer",
+        "csat_threshold": "4",
+        "bulk_threshold": "200",
+        "property_prefix": "kustomer_",
+        "phone_region": "US",
+        **fields,
+    }
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -246,17 +259,13 @@ def test_a_bad_setting_is_explained_and_nothing_is_saved(app, admin, field, valu
     with app.app_context():
         ws_id = workspace().id
     page = f"/admin/workspaces/{ws_id}"
-    data = {
-        "name": "Acme",
-        "helpdesk": "kustomer",
-        "csat_threshold": "4",
-        "bulk_threshold": "200",
-        "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",
-        "property_prefix": "kustomer_",
-        "phone_region": "US",
-        "card_frame_ancestors": "https://*.kustomerapp.com",
-        field: value,
-    }
+    data = settings_form(
+        **{
+            "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",
+            "card_frame_ancestors": "https://*.kustomerapp.com",
+            field: value,
+        }
+    )
     response = post(admin, page, data, page=page)
     assert response.status_code == 400
     assert message in text_of(response)
@@ -302,16 +311,10 @@ def test_a_property_mapping_is_saved_shown_back_and_used(app, admin):
     assert "Custom attributes go to Klaviyo as kustomer_<name> unless mapped here." in text_of(
         admin.get(page)
     )
-    data = {
-        "name": "Acme",
-        "helpdesk": "kustomer",
-        "csat_threshold": "4",
-        "bulk_threshold": "200",
-        "property_prefix": "kustomer_",
-        "phone_region": "US",
-        "property_map": "loyaltyTierStr = loyalty_tier\r\n\r\n  external_id=external_id \r\n"
-        "company = organization",
-    }
+    data = settings_form(
+        property_map="loyaltyTierStr = loyalty_tier\r\n\r\n  external_id=external_id \r\n"
+        "company = organization"
+    )
     assert post(admin, page, data, page=page).status_code == 302
     with app.app_context():
         assert workspace().mapping_settings().property_map == {
@@ -329,15 +332,7 @@ def test_every_bad_line_of_a_property_mapping_is_named(app, admin):
     with app.app_context():
         ws_id = workspace().id
     page = f"/admin/workspaces/{ws_id}"
-    data = {
-        "name": "Acme",
-        "helpdesk": "kustomer",
-        "csat_threshold": "4",
-        "bulk_threshold": "200",
-        "property_prefix": "kustomer_",
-        "phone_region": "US",
-        "property_map": "tier = loyalty_tier\nphone = phone_number\nnote",
-    }
+    data = settings_form(property_map="tier = loyalty_tier\nphone = phone_number\nnote")
     response = post(admin, page, data, page=page)
     assert response.status_code == 400
     assert "Line 2: phone_number comes from" in text_of(response)

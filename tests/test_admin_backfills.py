@@ -98,14 +98,19 @@ def test_cancel_stops_a_backfill_and_says_so(app, admin):
         assert db.session.scalars(db.select(Backfill)).one().status == BackfillStatus.CANCELLED
 
 
-def test_an_uploaded_export_runs_in_a_worker_and_its_report_is_shown(service, klaviyo):
-    with service.app.app_context():
+def admin_and_workspace(app, name: str) -> str:
+    """An admin who can sign in, and a Kustomer workspace on the Klaviyo sandbox; its id."""
+    with app.app_context():
         db.session.add(User(email=ADMIN, password_hash=generate_password_hash(PASSWORD)))
-        ws = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        ws.klaviyo_key, ws.webhook_secret = SANDBOX_KEY, "secret"
-        db.session.add(ws)
+        workspace = Workspace(name=name, helpdesk="kustomer", settings={})
+        workspace.klaviyo_key, workspace.webhook_secret = SANDBOX_KEY, "secret"
+        db.session.add(workspace)
         db.session.commit()
-        ws_id = ws.id
+        return workspace.id
+
+
+def test_an_uploaded_export_runs_in_a_worker_and_its_report_is_shown(service, klaviyo):
+    ws_id = admin_and_workspace(service.app, "Acme")
     service.start("worker")
     client = service.app.test_client()
     assert sign_in(client).status_code == 302

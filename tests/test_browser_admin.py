@@ -36,6 +36,16 @@ def until_text(page, text: str, seconds: float = 30) -> None:
         page.reload()
 
 
+def signed_in_page(browser, url: str):
+    """A browser page of the admin, signed in as ADMIN."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(f"{url}/admin/")
+    page.get_by_label("Email", exact=True).fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    return page
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """The walk-through runs once, on the default database (the other tests cover PostgreSQL)."""
@@ -53,11 +63,7 @@ def test_an_admin_sets_up_a_workspace_and_fixes_a_failing_delivery(service, klav
     ).raise_for_status()
     service.start("worker")
     with ServerThread(service.app) as web:
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(f"{web.url}/admin/")
-        page.get_by_label("Email", exact=True).fill(ADMIN)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page = signed_in_page(browser, web.url)
         assert page.get_by_role("heading", name="Workspaces").is_visible()
 
         page.get_by_role("link", name="New workspace").click()

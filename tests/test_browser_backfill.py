@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.security import generate_password_hash
 
-from app.extensions import db
-from app.models import User, Workspace
 from app.sandbox.kustomer import customer_resource
 from app.sandbox.kustomer_history import history
 from app.sandbox.serve import ServerThread
-from tests.conftest import SANDBOX_KEY
-from tests.test_browser_admin import ADMIN, DOCS, PASSWORD
+from tests.test_admin_backfills import admin_and_workspace
+from tests.test_browser_admin import DOCS, signed_in_page
 
 
 @pytest.fixture
@@ -32,19 +29,10 @@ def test_a_merchant_uploads_an_export_watches_it_run_and_reads_the_report(
     export = tmp_path / "kustomer-export.jsonl"
     lines = [json.dumps(customer_resource(c)) for c in customers] + [json.dumps(c) for c in conversations]
     export.write_text("\n".join([*lines, '{"type": "ticket", "id": "t-1"}']) + "\n")
-    with service.app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=generate_password_hash(PASSWORD)))
-        workspace = Workspace(name="Acme support", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key, workspace.webhook_secret = SANDBOX_KEY, "secret"
-        db.session.add(workspace)
-        db.session.commit()
+    admin_and_workspace(service.app, "Acme support")
     service.start("worker")
     with ServerThread(service.app) as web:
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(f"{web.url}/admin/")
-        page.get_by_label("Email", exact=True).fill(ADMIN)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page = signed_in_page(browser, web.url)
         page.get_by_role("link", name="Acme support", exact=True).click()
         page.get_by_role("link", name="Backfill").click()
         page.get_by_label("Export file", exact=True).set_input_files(str(export))
