@@ -38,7 +38,7 @@ demo: install
 	$(BIN)/python -m app.run --demo
 
 sandbox: install
-	$(BIN)/flask --app app.sandbox.klaviyo run --port $${SANDBOX_PORT:-8100}
+	$(BIN)/flask --app sandbox.klaviyo run --port $${SANDBOX_PORT:-8100}
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

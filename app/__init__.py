@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from app.crypto import SecretBox
     from app.extensions import celery_init_app, db, migrate, redis_client
-    from app.ratelimit import Limiter
+    from app.klaviyo.ratelimit import Limiter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
@@ -60,17 +60,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     celery = celery_init_app(app)
 
-    from app.outbox import Publisher
+    from app.push.publisher import Publisher
 
     app.extensions["publisher"] = Publisher(celery)
 
-    from app import admin, cli, errors, health, insight, pages, webhooks
+    from app import admin, cli, errors, health, pages
+    from app.card import views as card_views
+    from app.push import webhooks
 
     errors.init_app(app)
     app.context_processor(lambda: {"nonce": pages.nonce})
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(insight.bp)
+    app.register_blueprint(card_views.bp)
     admin.init_app(app)
     cli.init_app(app)
     return app

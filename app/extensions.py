@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+import requests
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
@@ -53,3 +56,11 @@ def redis_client(app: Flask) -> Redis:
     if "redis" not in app.extensions:
         app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
     return app.extensions["redis"]
+
+
+def http_session() -> requests.Session:
+    """The keep-alive HTTP session this process uses for Klaviyo and the helpdesks' APIs."""
+    held = current_app.extensions.get("http")
+    if held is None or held[0] != os.getpid():  # a forked process opens its own connections
+        held = current_app.extensions["http"] = (os.getpid(), requests.Session())
+    return held[1]

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"embedded Redis at {os.environ['REDIS_URL']}", flush=True)
     if args.with_sandboxes or args.demo:
         for name, port in SANDBOX_PORTS.items():
-            command = [str(BIN / "flask"), "--app", f"app.sandbox.{name}", "run", "--port", str(port)]
+            command = [str(BIN / "flask"), "--app", f"sandbox.{name}", "run", "--port", str(port)]
             children.append(subprocess.Popen(command, cwd=ROOT))
             os.environ[f"{name.upper()}_API_URL"] = f"http://127.0.0.1:{port}"
         print("sandboxes: Klaviyo on :8100, Kustomer on :8200", flush=True)

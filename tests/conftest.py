@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from app import create_app
-from app.sandbox import klaviyo as klaviyo_sandbox
-from app.sandbox.serve import ServerThread
+from sandbox import klaviyo as klaviyo_sandbox
+from sandbox.serve import ServerThread
 from tests.contract import KlaviyoContract, spec_path
 
 pytest_plugins = ["tests.services"]

@@ -26,8 +26,8 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 
 from app import MIGRATIONS, create_app
-from app.sandbox import kustomer as kustomer_sandbox
-from app.sandbox.serve import ServerThread
+from sandbox import kustomer as kustomer_sandbox
+from sandbox.serve import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -14,12 +14,13 @@ from flask_migrate import upgrade
 from redis import Redis
 from werkzeug.security import generate_password_hash
 
-from app import MIGRATIONS, create_app, delivery
+from app import MIGRATIONS, create_app
 from app.extensions import db
 from app.facts import Kind
 from app.helpdesks import HELPDESKS
 from app.models import Delivery, DeliveryStatus, User, Workspace, new_webhook_secret
-from app.sandbox import kustomer as kustomer_sandbox
+from app.push import delivery
+from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
 
 ADMIN, PASSWORD = "ops@example.com", "correct horse battery staple"
@@ -103,8 +104,8 @@ def urls(app, workspace_id: str, delivery_id: int) -> list[tuple[str, str]]:
 
 def a_failed_delivery() -> int:
     """A conversation for a customer Kustomer cannot tell us about with the key we hold: failed."""
-    from app import outbox
     from app.helpdesks.kustomer import parse
+    from app.push import outbox
 
     ws = workspace()
     ws.helpdesk_key = "kustomer-key-revoked"
@@ -343,8 +344,8 @@ def test_every_bad_line_of_a_property_mapping_is_named(app, admin):
 
 
 def test_an_event_kind_switched_off_is_not_sent(app, admin):
-    from app import outbox
     from app.helpdesks.kustomer import parse
+    from app.push import outbox
 
     with app.app_context():
         ws = workspace()
@@ -509,8 +510,8 @@ def test_the_log_shows_a_failed_delivery_with_its_reason_and_a_retry_delivers_it
 
 
 def test_the_log_filters_by_status_kind_email_and_conversation(app, admin):
-    from app import outbox
     from app.helpdesks.kustomer import parse
+    from app.push import outbox
 
     with app.app_context():
         ws = workspace()
@@ -537,8 +538,8 @@ def test_the_log_filters_by_status_kind_email_and_conversation(app, admin):
 
 
 def test_the_log_pages_through_older_deliveries(app, admin):
-    from app import outbox
     from app.helpdesks.kustomer import parse
+    from app.push import outbox
 
     with app.app_context():
         ws = workspace()
@@ -568,13 +569,13 @@ def test_the_log_counts_and_charts_the_last_day(app, admin):
 
 
 def test_the_log_says_when_a_workspace_is_in_backlog_mode(app, admin):
-    from app import bulk
+    from app.push import backlog
 
     with app.app_context():
         ws_id = workspace().id
         page = f"/admin/workspaces/{ws_id}/deliveries"
         assert "Backlog mode" not in text_of(admin.get(page))
-        bulk.enter_backlog_mode(ws_id)
+        backlog.enter_backlog_mode(ws_id)
     assert "Backlog mode: more than 200 events are owed" in text_of(admin.get(page))
 
 
@@ -593,8 +594,8 @@ def test_retry_all_requeues_every_failed_and_dead_delivery(app, admin):
 
 
 def test_a_paused_workspace_says_why_and_resumes(app, admin):
-    from app import outbox
     from app.helpdesks.kustomer import parse
+    from app.push import outbox
 
     with app.app_context():
         ws = workspace()

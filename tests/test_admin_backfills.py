@@ -13,8 +13,8 @@ from werkzeug.test import EnvironBuilder
 
 from app.extensions import db
 from app.models import Backfill, BackfillStatus, User, Workspace
-from app.sandbox import kustomer as kustomer_sandbox
-from app.sandbox.kustomer_history import history
+from sandbox import kustomer as kustomer_sandbox
+from sandbox.kustomer_history import history
 from tests import test_admin
 from tests.conftest import SANDBOX_KEY
 from tests.services import wait_until

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import backfill, delivery, outbox
+from app import backfill
 from app.backfill.engine import Runner
 from app.extensions import db
 from app.facts import fact_to_dict
 from app.helpdesks.kustomer import facts_from_conversation, parse
 from app.models import Backfill, BackfillProblem, BackfillStatus
-from app.sandbox import kustomer as kustomer_sandbox
-from app.sandbox.kustomer_history import history
+from app.push import delivery, outbox
+from sandbox import kustomer as kustomer_sandbox
+from sandbox.kustomer_history import history
 from tests import test_delivery
 from tests.contract import RecordingSession
 from tests.services import ROOT, wait_until
@@ -333,7 +334,7 @@ def test_every_request_a_backfill_sends_klaviyo_matches_its_spec(
     app, klaviyo, klaviyo_contract, tmp_path, monkeypatch
 ):
     session = RecordingSession()
-    monkeypatch.setattr(delivery, "_session", session)
+    monkeypatch.setitem(app.extensions, "http", (os.getpid(), session))
     requests.post(
         f"{klaviyo.url}/sandbox/seed",
         json={"profiles": [{"email": "taken@example.com"}, {"phone_number": "+14155550199"}]},

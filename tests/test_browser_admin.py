@@ -16,8 +16,8 @@ from werkzeug.security import generate_password_hash
 
 from app.extensions import db
 from app.models import User, Workspace
-from app.sandbox import kustomer as kustomer_sandbox
-from app.sandbox.serve import ServerThread
+from sandbox import kustomer as kustomer_sandbox
+from sandbox.serve import ServerThread
 from tests.conftest import SANDBOX_KEY
 from tests.test_end_to_end import send
 

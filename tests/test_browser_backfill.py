@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.sandbox.kustomer import customer_resource
-from app.sandbox.kustomer_history import history
-from app.sandbox.serve import ServerThread
+from sandbox.kustomer import customer_resource
+from sandbox.kustomer_history import history
+from sandbox.serve import ServerThread
 from tests.test_admin_backfills import admin_and_workspace
 from tests.test_browser_admin import DOCS, signed_in_page
 

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.sandbox.serve import ServerThread
-from tests.test_insight import app, seed_ada, url  # noqa: F401  (the app fixture)
+from sandbox.serve import ServerThread
+from tests.test_card import app, seed_ada, url  # noqa: F401  (the app fixture)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from app import mapping
 from app.facts import Customer, Fact, Kind, MappingSettings
-from app.klaviyo import KlaviyoClient, KlaviyoError
+from app.klaviyo import mapping
+from app.klaviyo.client import KlaviyoClient, KlaviyoError
 from tests.conftest import REVISION, SANDBOX_KEY
 from tests.contract import RecordingSession, spec_path
 
@@ -252,7 +252,7 @@ def test_client_errors_never_show_the_key(klaviyo):
 
 
 def test_the_connection_test_sends_only_valid_requests(klaviyo, klaviyo_contract, recorded):
-    from app.connection import PROBES, check_klaviyo
+    from app.klaviyo.probe import PROBES, check_klaviyo
 
     client, session = recorded
     result = check_klaviyo(client)

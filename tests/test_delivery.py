@@ -9,11 +9,13 @@ import requests
 from flask_migrate import upgrade
 from redis import Redis
 
-from app import MIGRATIONS, create_app, delivery, outbox, ratelimit
+from app import MIGRATIONS, create_app
 from app.extensions import db
 from app.helpdesks.kustomer import parse
+from app.klaviyo import ratelimit
 from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
-from app.sandbox import kustomer as kustomer_sandbox
+from app.push import customers, delivery, outbox
+from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
 
 
@@ -273,7 +275,7 @@ def test_a_customer_another_worker_stored_meanwhile_is_updated_not_inserted_twic
             )
         )
     values = {"fetched_at": utcnow(), "email": "grace@example.com", "attributes": {}}
-    row = delivery.store_fetched_customer(workspace().id, "cust-grace", values, None)
+    row = customers.store_fetched_customer(workspace().id, "cust-grace", values, None)
     db.session.commit()
     stored = db.session.scalars(db.select(Customer).filter_by(helpdesk_id="cust-grace")).all()
     assert stored == [row]

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import helpdesks, mapping
+from app import helpdesks
 from app.extensions import db
 from app.facts import Fact, Kind, Webhook
 from app.helpdesks import HELPDESKS, Helpdesk, SetupGuide
+from app.klaviyo import mapping
 from app.models import Delivery, Workspace, new_webhook_secret
-from app.sandbox import helpdesks as lookup_sandbox
-from app.sandbox.serve import ServerThread
 from app.signing import sign_standard_webhook, verify_shared_secret
+from sandbox import helpdesks as lookup_sandbox
+from sandbox.serve import ServerThread
 from tests.conftest import SANDBOX_KEY
 from tests.services import wait_until
 

@@ -16,9 +16,9 @@ import requests
 from app.facts import Kind, PayloadError
 from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable
 from app.helpdesks.helpscout import HELPDESK, check_key, fetch_customer, parse, verify
-from app.sandbox.helpdesks import HELPSCOUT_KEY, create_app
-from app.sandbox.serve import ServerThread
 from app.signing import SignatureError
+from sandbox.helpdesks import HELPSCOUT_KEY, create_app
+from sandbox.serve import ServerThread
 
 SECRET = "hs-webhook-secret-1"
 

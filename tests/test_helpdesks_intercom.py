@@ -15,9 +15,9 @@ import requests
 from app.facts import Kind, PayloadError
 from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable
 from app.helpdesks.intercom import HELPDESK, check_key, fetch_customer, parse, verify
-from app.sandbox.helpdesks import INTERCOM_KEY, create_app
-from app.sandbox.serve import ServerThread
 from app.signing import SignatureError
+from sandbox.helpdesks import INTERCOM_KEY, create_app
+from sandbox.serve import ServerThread
 
 SECRET = "intercom-client-secret-1"
 CONTACT_ID = "6762f0d51bb69f9f2193bb7f"

@@ -10,7 +10,7 @@ import requests
 from app.facts import Kind, PayloadError
 from app.helpdesks import HELPDESKS, HelpdeskAuthError, HelpdeskUnavailable, get
 from app.helpdesks.kustomer import fetch_customer, parse
-from app.sandbox.kustomer import DEFAULT_API_KEY
+from sandbox.kustomer import DEFAULT_API_KEY
 
 T0 = "2026-11-20T10:00:00.000Z"
 

@@ -15,9 +15,9 @@ import requests
 from app.facts import Kind, PayloadError
 from app.helpdesks import HelpdeskAuthError
 from app.helpdesks.zendesk import TRIGGER_TEMPLATE, check_key, fetch_customer, parse, verify
-from app.sandbox.helpdesks import ZENDESK_KEY, create_app
-from app.sandbox.serve import ServerThread
 from app.signing import SignatureError
+from sandbox.helpdesks import ZENDESK_KEY, create_app
+from sandbox.serve import ServerThread
 from tests.payloads import render
 
 SECRET = "dGhpcyBpcyBhIHplbmRlc2sgc2lnbmluZyBzZWNyZXQ="

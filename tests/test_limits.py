@@ -18,7 +18,7 @@ from redis import Redis
 
 from app.extensions import db
 from app.models import Workspace
-from app.sandbox import kustomer as kustomer_sandbox
+from sandbox import kustomer as kustomer_sandbox
 from tests.services import free_port, wait_until
 from tests.test_end_to_end import (
     assert_exactly_once,

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app import mapping
 from app.facts import Customer, Fact, Kind, MappingSettings
+from app.klaviyo import mapping
 
 WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 ADA = Customer(helpdesk_id="cust-1", email=" Ada@Example.COM ", phone="(415) 555-0132", first_name="Ada")

@@ -1,7 +1,7 @@
 import pytest
 from redis import Redis
 
-from app.ratelimit import Limiter, account_key, tier_for
+from app.klaviyo.ratelimit import Limiter, account_key, tier_for
 
 
 @pytest.mark.parametrize(

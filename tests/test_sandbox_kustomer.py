@@ -15,8 +15,8 @@ from flask import Flask, request
 
 from app.facts import Kind
 from app.helpdesks.kustomer import parse
-from app.sandbox import kustomer as sandbox
-from app.sandbox.serve import ServerThread
+from sandbox import kustomer as sandbox
+from sandbox.serve import ServerThread
 
 AUTH = {"Authorization": f"Bearer {sandbox.DEFAULT_API_KEY}"}
 

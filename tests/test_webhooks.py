@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from app import MIGRATIONS, create_app
 from app.extensions import db
 from app.models import Customer, Delivery, DeliveryStatus, Receipt, Workspace, utcnow
-from app.sandbox import kustomer
+from sandbox import kustomer
 
 SECRET = "whsec-test-secret"
 OTHER_SECRET = "another-secret"
@@ -381,7 +381,7 @@ def another_process_writing(app) -> Iterator[None]:
 
 def test_webhooks_arriving_together_are_each_stored_once_and_answered_for_themselves(small_pool, monkeypatch):
     """Concurrent webhooks share a commit on SQLite: a resend is still a duplicate, a failure is its own."""
-    from app import outbox
+    from app.push import outbox
 
     intake = small_pool
 

@@ -46,8 +46,8 @@ def index() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app import webhooks
     from app.admin import auth, backfills, deliveries, workspaces  # noqa: F401  (their routes join bp)
+    from app.push import webhooks
 
     app.before_request(backfills.allow_large_uploads)  # before CSRFProtect reads the form
     csrf.init_app(app)

@@ -12,14 +12,16 @@ from redis.exceptions import RedisError
 from sqlalchemy import Select, func, or_, select, update
 from wtforms.fields.choices import SelectChoice
 
-from app import bulk, delivery, klaviyo, mapping, outbox
+from app import klaviyo
 from app.admin import bp
 from app.admin.forms import ButtonForm, DeliveryFilterForm
 from app.admin.workspaces import load
 from app.crypto import mask
 from app.extensions import db, redis_client
 from app.facts import Kind
+from app.klaviyo import mapping
 from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
+from app.push import backlog, delivery, publisher
 
 PAGE_SIZE = 50
 STATUSES = (
@@ -149,7 +151,7 @@ def deliveries(workspace_id: str) -> tuple[str, int] | str:
         statuses=STATUSES,
         due=due,
         queue_depth=_queue_depth(),
-        backlog_mode=bulk.in_backlog_mode(workspace.id),
+        backlog_mode=backlog.in_backlog_mode(workspace.id),
         bars=bars,
         tallest=tallest,
         button=ButtonForm(),
@@ -199,7 +201,7 @@ def _retry(rows: list[int]) -> int:
         .values(status=DeliveryStatus.PENDING, next_attempt_at=now, replayed_at=now, lease_until=None)
     )
     db.session.commit()
-    return outbox.enqueue(rows) if rows else 0
+    return publisher.enqueue(rows) if rows else 0
 
 
 @bp.post("/workspaces/<workspace_id>/deliveries/<int:delivery_id>/retry")

@@ -32,8 +32,9 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from app import helpdesks, mapping
+from app import helpdesks
 from app.facts import Kind
+from app.klaviyo import mapping
 
 EVENT_KINDS = {
     Kind.CONVERSATION_CREATED: "Conversation created",

@@ -9,7 +9,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app import connection, delivery, helpdesks, klaviyo, outbox
+from app import helpdesks, klaviyo
 from app.admin import bp
 from app.admin.forms import (
     EVENT_KINDS,
@@ -21,9 +21,12 @@ from app.admin.forms import (
 )
 from app.cli import card_url_template, webhook_url
 from app.crypto import mask
-from app.extensions import db
+from app.extensions import db, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
+from app.helpdesks import probe as helpdesk_probe
+from app.klaviyo import probe
 from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
+from app.push import delivery, outbox, publisher
 
 SETTINGS = (
     "csat_threshold",
@@ -178,7 +181,7 @@ def edit_workspace(workspace_id: str):
         db.session.commit()
         flash("Settings saved.")
         if key_changed and workspace.paused_reason:
-            outbox.enqueue(delivery.resume(workspace))
+            publisher.enqueue(delivery.resume(workspace))
             flash("Sending resumed with the new Klaviyo key.")
         return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
     return _settings_page(form, workspace, 400 if form.errors else 200)
@@ -192,15 +195,15 @@ def test_connection(workspace_id: str):
     client = klaviyo.KlaviyoClient(
         current_app.config["KLAVIYO_API_URL"],
         workspace.klaviyo_key,
-        delivery.http_session(),
+        http_session(),
         limiter=current_app.extensions["limiter"],
     )
-    klaviyo_result = connection.check_klaviyo(client)
-    helpdesk_result = connection.check_helpdesk(
+    klaviyo_result = probe.check_klaviyo(client)
+    helpdesk_result = helpdesk_probe.check_helpdesk(
         workspace.helpdesk_info(),
         workspace.helpdesk_api_url(),
         workspace.helpdesk_key,
-        delivery.http_session(),
+        http_session(),
     )
     form = WorkspaceForm(formdata=None)
     _fill(form, workspace)
@@ -274,7 +277,7 @@ def resume(workspace_id: str) -> Response:
     if not ButtonForm().validate_on_submit():
         abort(400)
     ids = delivery.resume(workspace)
-    outbox.enqueue(ids)
+    publisher.enqueue(ids)
     flash(f"Sending resumed; {len(ids)} waiting deliveries are on their way.")
     return redirect(url_for("admin.deliveries", workspace_id=workspace.id))
 
@@ -299,7 +302,7 @@ def send_test_event(workspace_id: str):
         customer=Customer(helpdesk_id=f"test:{email}", email=email),
     )
     recorded = outbox.record(workspace, Webhook(f"admin-test-{run}", "admin.test_event", [fact]))
-    outbox.enqueue(recorded.delivery_ids)
+    publisher.enqueue(recorded.delivery_ids)
     flash(f"Test event for {email} queued; this page shows how it went (reload it in a moment).")
     return redirect(
         url_for("admin.delivery_detail", workspace_id=workspace.id, delivery_id=recorded.delivery_ids[0])

@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from app import delivery
 from app.backfill.engine import Runner, Stop
 from app.backfill.leases import LEASE, release_lease, take_lease
 from app.backfill.sources import FileSource, KustomerSource
-from app.extensions import db
+from app.extensions import db, http_session
 from app.models import Backfill, BackfillStatus, Workspace, utcnow
 
 _KUSTOMER_HOST = re.compile(r"^([a-z0-9-]+)\.api\.kustomerapp\.com$")
@@ -134,7 +133,7 @@ def source_for(backfill: Backfill, page_size: int = 500) -> FileSource | Kustome
             workspace.helpdesk_key,
             datetime.fromisoformat(backfill.options["since"]),
             org_name,
-            delivery.http_session(),
+            http_session(),
             page_size=page_size,
         )
     path = backfill.options.get("path")

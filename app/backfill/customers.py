@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from app import delivery, helpdesks
+from app import helpdesks
 from app.backfill.sources import Item
-from app.extensions import db
+from app.extensions import db, http_session
 from app.facts import Customer, Fact
 from app.models import Workspace
+from app.push import customers
 
 LOOKUP_THREADS = 4
 
@@ -27,7 +28,7 @@ def resolve(
     found: dict[str, Customer | None] = {cid: from_source[cid] for cid in wanted if cid in from_source}
     missing = wanted - found.keys()
     if missing:
-        found |= delivery.stored_customers(workspace.id, missing)
+        found |= customers.stored_customers(workspace.id, missing)
         missing -= found.keys()
     if missing:
         found |= _look_up(workspace, sorted(missing))
@@ -47,7 +48,7 @@ def _look_up(workspace: Workspace, customer_ids: list[str]) -> dict[str, Custome
     api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
     if helpdesk.fetch_customer is None or not api_key or not base_url:
         return {}
-    session = delivery.http_session()
+    session = http_session()
 
     def fetch(customer_id: str) -> Customer | None:
         for attempt in range(3):
@@ -62,6 +63,6 @@ def _look_up(workspace: Workspace, customer_ids: list[str]) -> dict[str, Custome
     with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
         fetched = dict(zip(customer_ids, pool.map(fetch, customer_ids), strict=True))
     for customer_id, customer in fetched.items():
-        delivery.store_fetched_customer(workspace.id, customer_id, delivery.fetched_values(customer), None)
+        customers.store_fetched_customer(workspace.id, customer_id, customers.fetched_values(customer), None)
     db.session.commit()
     return fetched

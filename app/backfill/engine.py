@@ -23,14 +23,15 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
-from app import bulk, delivery, helpdesks, klaviyo, mapping, ratelimit
+from app import helpdesks, klaviyo
 from app.backfill import profiles
 from app.backfill.customers import known, resolve
 from app.backfill.leases import LEASE
 from app.backfill.sources import Item
 from app.backfill.tally import Tally
-from app.extensions import db
+from app.extensions import db, http_session
 from app.facts import Customer, Fact
+from app.klaviyo import mapping, ratelimit
 from app.models import (
     Backfill,
     BackfillProfileJob,
@@ -38,6 +39,7 @@ from app.models import (
     Workspace,
     utcnow,
 )
+from app.push import backlog
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # items whose customers are resolved together
@@ -87,7 +89,7 @@ class Runner:
         self.stop_requested = stop_requested
         self.progress = progress
         self.client = klaviyo.KlaviyoClient(
-            current_app.config["KLAVIYO_API_URL"], self.workspace.klaviyo_key, delivery.http_session(), 60
+            current_app.config["KLAVIYO_API_URL"], self.workspace.klaviyo_key, http_session(), 60
         )
         self.limiter: ratelimit.Limiter = current_app.extensions["limiter"]
         self.account = ratelimit.account_key(self.workspace.klaviyo_key)
@@ -245,8 +247,8 @@ class Runner:
             return
         sizes = [len(json.dumps(body, separators=(",", ":"))) for body in bodies]
         if (
-            len(self.events.bodies) + len(bodies) > bulk.MAX_EVENTS
-            or self.events.size + sum(sizes) > bulk.MAX_BYTES
+            len(self.events.bodies) + len(bodies) > backlog.MAX_EVENTS
+            or self.events.size + sum(sizes) > backlog.MAX_BYTES
         ):
             self._flush_events()
         batch = self.events
@@ -315,9 +317,9 @@ class Runner:
             return
         while bodies:
             try:
-                self._call("POST", bulk.BULK_PATH, mapping.bulk_events_body(bodies, backfill=True))
+                self._call("POST", backlog.BULK_PATH, mapping.bulk_events_body(bodies, backfill=True))
             except klaviyo.InvalidRequest as error:
-                named = bulk.named_items(error, bodies)
+                named = backlog.named_items(error, bodies)
                 if not named and len(bodies) > 1:  # nothing named: halve until the bad one is alone
                     half = len(bodies) // 2
                     self._send_events(bodies[:half], items[:half])

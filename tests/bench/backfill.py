@@ -14,8 +14,8 @@ import time
 import requests
 
 from app.run import free_port, wait_for_port
-from app.sandbox.kustomer import customer_resource
-from app.sandbox.kustomer_history import history
+from sandbox.kustomer import customer_resource
+from sandbox.kustomer_history import history
 from tests.bench.support import BIN, ROOT, environment, process
 
 CONVERSATIONS = 100_000
@@ -32,7 +32,7 @@ def _export(path, conversations: int) -> None:
 
 def run() -> list[tuple[str, str, str]]:
     sandbox_port = free_port()
-    sandbox_app = '"app.sandbox.klaviyo:create_app()"'
+    sandbox_app = '"sandbox.klaviyo:create_app()"'
     sandbox_command = f"gunicorn --bind 127.0.0.1:{sandbox_port} --workers 1 --threads 16 {sandbox_app}"
     klaviyo = f"http://127.0.0.1:{sandbox_port}"
     with (

@@ -11,11 +11,11 @@ import requests
 from flask_migrate import upgrade
 
 from app import MIGRATIONS, create_app
+from app.card.views import signed_url
 from app.extensions import db
-from app.insight import signed_url
 from app.models import Workspace
-from app.sandbox import klaviyo as klaviyo_sandbox
-from app.sandbox.serve import ServerThread
+from sandbox import klaviyo as klaviyo_sandbox
+from sandbox.serve import ServerThread
 from tests.bench.support import environment
 
 COLD = 15

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from app.run import free_port, procfile, wait_for_port
-from app.sandbox.kustomer import conversation_created, customer_changed
+from sandbox.kustomer import conversation_created, customer_changed
 from tests.bench.support import environment, process
 
 LIVE_SECONDS = 60
@@ -50,10 +50,10 @@ def _app(env: dict[str, str]):
 
 
 def _seed_customers(app, workspace_id: str) -> None:
-    from app import outbox
     from app.extensions import db
     from app.helpdesks.kustomer import parse
     from app.models import Delivery, DeliveryStatus, Workspace
+    from app.push import outbox
 
     with app.app_context():
         workspace = db.session.get(Workspace, workspace_id)
@@ -67,10 +67,10 @@ def _seed_customers(app, workspace_id: str) -> None:
 
 
 def _live(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, str, str, list[float]]:
-    from app import outbox
     from app.extensions import db
     from app.helpdesks.kustomer import parse
     from app.models import Workspace
+    from app.push import outbox, publisher
 
     app = _app(env)
     _seed_customers(app, workspace["id"])
@@ -88,7 +88,7 @@ def _live(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, str,
                 webhook = conversation_created(
                     f"conv-{sent}", f"cust-{sent % CUSTOMERS}", "Where is my order?"
                 )
-                outbox.enqueue(outbox.record(ws, parse(webhook)).delivery_ids)
+                publisher.enqueue(outbox.record(ws, parse(webhook)).delivery_ids)
                 sent += 1
             time.sleep(0.01)
         after = _stats(klaviyo)
@@ -115,9 +115,9 @@ def _wait_ready(log: Path, seconds: float = 60) -> None:
 
 def _backlog(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, str]:
     """50,000 events owed (Klaviyo was down) when the sandbox answers again: the time to drain them."""
-    from app import mapping
     from app.extensions import db
     from app.facts import Fact, Kind, fact_to_dict
+    from app.klaviyo import mapping
     from app.models import Delivery, DeliveryStatus
 
     app = _app(env)
@@ -179,7 +179,7 @@ def _backlog(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, s
 
 def run() -> list[tuple[str, str, str]]:
     sandbox_port = free_port()
-    sandbox_app = '"app.sandbox.klaviyo:create_app()"'
+    sandbox_app = '"sandbox.klaviyo:create_app()"'
     sandbox_command = f"gunicorn --bind 127.0.0.1:{sandbox_port} --workers 1 --threads 16 {sandbox_app}"
     klaviyo = f"http://127.0.0.1:{sandbox_port}"
     with environment(klaviyo) as scratch:

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from app.sandbox.kustomer import conversation_created, sign
+from sandbox.kustomer import conversation_created, sign
 from tests.bench.support import environment, web, wrk
 
 CLIENTS = 16

@@ -1,0 +1,301 @@
+"""Settle one outbox row: build its Klaviyo write, send it, and classify the answer (DESIGN.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import or_, select, update
+
+from app import helpdesks, klaviyo
+from app.extensions import db, http_session, redis_client
+from app.facts import Kind, fact_from_dict
+from app.klaviyo import mapping, ratelimit
+from app.models import Delivery, DeliveryStatus, Workspace, utcnow
+from app.push import backlog
+from app.push.customers import resolve_customer, stored_customer
+
+log = logging.getLogger(__name__)
+
+BACKOFF_CAP = 1800.0
+IDENTITY_RECHECK = 300.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try decided: the status, and when to try again (None: do not)."""
+
+    status: str
+    retry_in: float | None = None
+    note: str | None = None  # kept on a delivered row, e.g. a profile conflict worked around
+    prewarm: tuple[str, str, str] | None = None  # (workspace, email or phone, value) of a card to fetch now
+
+
+def claim(delivery_id: int) -> bool:
+    """Take a lease on an open, due delivery so that no other worker sends it at the same time."""
+    now = utcnow()
+    lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status.in_(DeliveryStatus.OPEN),
+            Delivery.next_attempt_at <= now + timedelta(seconds=1),
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        )
+        .values(lease_until=now + lease, attempts=Delivery.attempts + 1)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def deliver(delivery_id: int) -> Attempt | None:
+    """Try to settle a delivery; None when another worker holds it or nothing is due."""
+    if not claim(delivery_id):
+        return None
+    delivery = db.session.get(Delivery, delivery_id)
+    workspace = db.session.get(Workspace, delivery.workspace_id)
+    bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
+    if bulk_owns and backlog.in_backlog_mode(workspace.id):
+        delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
+        delivery.attempts -= 1
+        db.session.commit()
+        return None
+    # a paused workspace's deliveries wait; resuming it enqueues them again
+    try:
+        attempt = (
+            Attempt(DeliveryStatus.PENDING) if workspace.paused_reason else _attempt(workspace, delivery)
+        )
+    except Exception as error:  # a bug or an outage of ours must not hold the lease until it expires
+        log.exception("delivery %s: unexpected error", delivery_id)
+        db.session.rollback()
+        delivery = db.session.get(Delivery, delivery_id)
+        delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
+        attempt = backoff(workspace, delivery, delivery.age_seconds())
+    delivery.status = attempt.status
+    delivery.lease_until = None
+    if attempt.retry_in is not None:
+        delivery.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
+    if attempt.status == DeliveryStatus.DELIVERED:
+        delivery.delivered_at = utcnow()
+        delivery.last_error = attempt.note
+        if delivery.kind == Kind.CONVERSATION_CREATED.value:  # an agent is about to open this customer's card
+            profile = profile_attributes(delivery.request_body)
+            kind, value = (
+                ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
+            )
+            attempt = dataclasses.replace(attempt, prewarm=(workspace.id, kind, value))
+    db.session.commit()
+    return attempt
+
+
+def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
+    fact = fact_from_dict(delivery.fact)
+    settings = workspace.mapping_settings()
+    age = delivery.age_seconds()
+    try:
+        if fact.kind is Kind.CUSTOMER_UPSERTED:
+            customer = stored_customer(workspace.id, delivery.customer_id) or fact.customer
+            if customer is None or not customer.identifiable:
+                return _fail(delivery, "The customer has neither an email address nor a phone number.")
+            mapped = mapping.map_profile(customer, settings)
+            body = {"data": {"type": "profile", "attributes": mapped.attributes}}
+            return _send(workspace, delivery, klaviyo_path(fact.kind), body, age, mapped.problems)
+        customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
+        if customer is None or not customer.identifiable:
+            return _wait_for_identity(workspace, delivery, age)
+        body = mapping.event_body(fact, customer, settings, workspace.id)
+    except mapping.MappingError as error:
+        return _fail(delivery, str(error))
+    except helpdesks.HelpdeskAuthError as error:
+        return _fail(
+            delivery, f"The {workspace.helpdesk} API refused our key while looking up the customer: {error}"
+        )
+    except helpdesks.HelpdeskUnavailable as error:
+        delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
+        return backoff(workspace, delivery, age)
+    return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
+
+
+def klaviyo_path(kind: Kind) -> str:
+    """Where a delivery of this kind is sent: a profile write for customers, else a new event."""
+    return "/api/profile-import" if kind is Kind.CUSTOMER_UPSERTED else "/api/events"
+
+
+def _send(
+    workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float, left_out: list[str] = ()
+) -> Attempt:
+    """Send one write; `left_out` names values the mapping kept back, noted on the delivered row."""
+    client = klaviyo.KlaviyoClient(
+        current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
+    )
+    delivery.request_body = body
+    delivery.email = profile_attributes(body).get("email")
+    limiter: ratelimit.Limiter = current_app.extensions["limiter"]
+    account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", path)
+    wait = limiter.acquire(account, tier)
+    if wait > 0:
+        delivery.attempts -= 1  # waiting for our share of the account's quota is not a failed try
+        return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
+    note = None
+    try:
+        try:
+            response = client.request("POST", path, json=body)
+        except klaviyo.DuplicateProfile as conflict:
+            if "email" not in profile_attributes(body):
+                raise
+            # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
+            note = f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
+            body = mapping.email_only(body)
+            delivery.request_body = body
+            response = client.request("POST", path, json=body)
+    except klaviyo.RateLimited as error:
+        _record_response(delivery, error)
+        limiter.pause(account, tier, error.retry_after)
+        if age >= workspace.setting("max_age_seconds"):
+            return backoff(workspace, delivery, age)
+        return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))
+    except (klaviyo.ServerError, klaviyo.TransportError) as error:
+        _record_response(delivery, error)
+        note_outage(account)
+        return backoff(workspace, delivery, age)
+    except klaviyo.AuthError as error:
+        _record_response(delivery, error)
+        pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
+        return Attempt(DeliveryStatus.PENDING)
+    except klaviyo.KlaviyoError as error:
+        _record_response(delivery, error)
+        return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
+    delivery.response_status = response.status_code
+    delivery.response_body = response.text[:2000] or None
+    note_recovery(workspace, account)
+    notes = [note] if note else []
+    if left_out:
+        notes.append("Sent without invalid values: " + " ".join(left_out))
+    return Attempt(DeliveryStatus.DELIVERED, note=" ".join(notes) or None)
+
+
+def profile_attributes(body: dict) -> dict:
+    attributes = body["data"]["attributes"]
+    return attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
+
+
+def _record_response(delivery: Delivery, error: klaviyo.KlaviyoError) -> None:
+    delivery.response_status = error.status
+    delivery.response_body = error.response_text
+    delivery.last_error = str(error)
+
+
+def _fail(delivery: Delivery, reason: str) -> Attempt:
+    delivery.last_error = reason
+    return Attempt(DeliveryStatus.FAILED)
+
+
+def backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
+    """Exponential backoff with full jitter, until the workspace's max age; then dead (replayable)."""
+    if age >= workspace.setting("max_age_seconds"):
+        delivery.last_error = (
+            f"Gave up after {delivery.attempts} attempts over {age / 3600:.1f} h: {delivery.last_error}"
+        )
+        return Attempt(DeliveryStatus.DEAD)
+    base = current_app.config["RETRY_BASE_SECONDS"]
+    ceiling = min(BACKOFF_CAP, base * 2 ** min(delivery.attempts - 1, 20))
+    return Attempt(DeliveryStatus.PENDING, random.uniform(ceiling / 2, ceiling))
+
+
+def _wait_for_identity(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
+    waited = workspace.setting("identity_wait_seconds")
+    if delivery.customer_id is None:
+        return _fail(delivery, "The conversation names no customer, so there is no one to record it on.")
+    if age >= waited:
+        return _fail(
+            delivery,
+            f"Customer {delivery.customer_id} still has neither an email address nor a phone number "
+            f"after {waited / 3600:.1f} h.",
+        )
+    delivery.last_error = f"Waiting for customer {delivery.customer_id}'s email address or phone number."
+    return Attempt(DeliveryStatus.WAITING, min(IDENTITY_RECHECK, max(1.0, waited - age)))
+
+
+def note_outage(account: str) -> None:
+    """Klaviyo failed on this account: remember it, so the first success brings the retries forward."""
+    if current_app.config.get("REDIS_URL"):
+        with contextlib.suppress(RedisError):
+            redis_client(current_app).set(f"klaviyo-down:{account}", "1", ex=24 * 3600)
+
+
+def note_recovery(workspace: Workspace, account: str) -> None:
+    """Klaviyo answers again after failing: what waits in backoff for it is due now, not in 30 minutes."""
+    if not current_app.config.get("REDIS_URL"):
+        return
+    try:
+        was_down = redis_client(current_app).delete(f"klaviyo-down:{account}")
+    except RedisError:
+        return
+    if was_down:
+        recovered = db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.workspace_id == workspace.id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at > utcnow(),
+                or_(Delivery.response_status >= 500, Delivery.last_error.like("Klaviyo did not answer%")),
+            )
+            .values(next_attempt_at=utcnow())
+        )
+        log.info(
+            "Klaviyo answers again: %d deliveries of workspace %s are due now",
+            recovered.rowcount,
+            workspace.id,
+        )
+
+
+def pause(workspace: Workspace, reason: str) -> None:
+    """Stop sending for a workspace until its key is fixed; the reason is shown to the admin."""
+    if not workspace.paused_reason:
+        log.warning("pausing workspace %s: %s", workspace.id, reason)
+    workspace.paused_reason = reason
+    workspace.paused_at = utcnow()
+
+
+def resume(workspace: Workspace) -> list[int]:
+    """Lift a pause; the ids of the open deliveries to enqueue again."""
+    workspace.paused_reason = None
+    workspace.paused_at = None
+    ids = db.session.scalars(
+        select(Delivery.id).where(
+            Delivery.workspace_id == workspace.id, Delivery.status == DeliveryStatus.PENDING
+        )
+    ).all()
+    db.session.execute(
+        update(Delivery).where(Delivery.id.in_(ids)).values(next_attempt_at=utcnow(), lease_until=None)
+    )
+    db.session.commit()
+    return list(ids)
+
+
+def stale_deliveries(older_than: timedelta, limit: int = 1000) -> list[int]:
+    """Open deliveries whose next try is overdue (a lost enqueue, a dead worker), for re-enqueueing."""
+    now = utcnow()
+    rows = db.session.scalars(
+        select(Delivery.id)
+        .join(Workspace, Workspace.id == Delivery.workspace_id)
+        .where(
+            Delivery.status.in_(DeliveryStatus.OPEN),
+            Delivery.next_attempt_at <= now - older_than,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            Workspace.paused_reason.is_(None),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    ).all()
+    if rows:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(rows)).values(next_attempt_at=now))
+        db.session.commit()
+    return list(rows)

@@ -1,0 +1,172 @@
+"""Intake's one transaction: the receipt, the customer, and one outbox row per Klaviyo write we owe."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.facts import Kind, Webhook, fact_to_dict
+from app.klaviyo import mapping
+from app.models import Delivery, DeliveryStatus, Receipt, Workspace, utcnow
+from app.push.customers import store_customer
+from app.push.group_commit import GroupCommit
+from app.push.workspaces import IntakeWorkspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    receipt_id: int
+    delivery_ids: list[int]
+    released_ids: list[int]  # deliveries that were waiting for this customer and can go now
+
+
+def record(workspace: Workspace | IntakeWorkspace, webhook: Webhook) -> Recorded | None:
+    """Store a webhook's receipt and deliveries in one transaction; None when it was already received."""
+    if isinstance(workspace, Workspace):  # the writer must not touch this thread's session
+        workspace = IntakeWorkspace.of(workspace)
+    group = current_app.extensions.get("intake_group_commit")
+    if group is None:
+        group = current_app.extensions.setdefault(
+            "intake_group_commit", GroupCommit(_record_many, _record_one_with_retries)
+        )
+    return group.store((workspace, webhook))
+
+
+def _record_one_with_retries(item: tuple[IntakeWorkspace, Webhook]) -> Recorded | None:
+    workspace, webhook = item
+    for _ in range(3):
+        try:
+            (recorded,) = _record_many([(workspace, webhook)])
+            db.session.commit()
+            return recorded
+        except IntegrityError:
+            # another webhook stored the same new customer at the same moment: once more, it exists now
+            db.session.rollback()
+    raise RuntimeError(f"could not store webhook {webhook.event_id}: conflicting writes kept winning")
+
+
+def _record_many(
+    webhooks: list[tuple[IntakeWorkspace, Webhook]],
+) -> list[Recorded | None]:
+    """Webhooks' rows in the session's transaction, in order; None for each event id received already.
+
+    Their receipts are one statement and their deliveries another, so a batch costs the database
+    two round trips whatever its size. A resend within the batch is a duplicate like any other.
+    """
+    connection = db.session.connection()
+    dialect = db.engine.dialect.name
+    now = utcnow()
+    # in key order, so that two processes' batches never wait on each other's rows in a cycle
+    receipts = sorted(
+        (
+            {
+                "workspace_id": workspace.id,
+                "event_id": webhook.event_id,
+                "event_name": webhook.event_name,
+                "received_at": now,
+            }
+            for workspace, webhook in webhooks
+        ),
+        key=itemgetter("workspace_id", "event_id"),
+    )
+    # the first of the batch to carry an event id gets its receipt; a resend, perhaps concurrent, none
+    receipt_ids = {
+        (row.workspace_id, row.event_id): row.id
+        for row in connection.execute(_INSERT_RECEIPT[dialect], receipts)
+    }
+    results: list[Recorded | None] = []
+    owed: list[tuple[Recorded, dict]] = []
+    for workspace, webhook in webhooks:
+        receipt_id = receipt_ids.pop((workspace.id, webhook.event_id), None)
+        if receipt_id is None:
+            results.append(None)
+            continue
+        recorded = Recorded(receipt_id, [], [])
+        results.append(recorded)
+        owed += [(recorded, row) for row in _delivery_rows(workspace, webhook, recorded, now)]
+    if owed:
+        # the same fact reached us under another event id: it is owed once
+        delivery_ids = {
+            (row.workspace_id, row.unique_id): row.id
+            for row in connection.execute(
+                _INSERT_DELIVERY[dialect],
+                sorted((row for _, row in owed), key=itemgetter("workspace_id", "unique_id")),
+            )
+        }
+        for recorded, row in owed:
+            delivery_id = delivery_ids.pop((row["workspace_id"], row["unique_id"]), None)
+            if delivery_id is not None:
+                recorded.delivery_ids.append(delivery_id)
+    return results
+
+
+def _delivery_rows(
+    workspace: IntakeWorkspace, webhook: Webhook, recorded: Recorded, now: datetime
+) -> list[dict]:
+    """The outbox rows a newly received webhook owes; its customer is stored on the way."""
+    rows = []
+    for fact in webhook.facts:
+        if fact.kind is Kind.CUSTOMER_UPSERTED and fact.customer is not None:
+            # each customer webhook is its own profile write; only a resend of it is a duplicate
+            fact = dataclasses.replace(fact, discriminator=webhook.event_id)
+            if store_customer(workspace.id, fact.customer):
+                recorded.released_ids.extend(_release_waiting(workspace.id, fact.customer.helpdesk_id))
+        if not workspace.sends(fact.kind.value):
+            continue  # the admin switched this kind of event off
+        rows.append(
+            {
+                "workspace_id": workspace.id,
+                "receipt_id": recorded.receipt_id,
+                "kind": fact.kind.value,
+                "status": DeliveryStatus.PENDING,
+                "unique_id": mapping.unique_id(workspace.id, workspace.helpdesk, fact),
+                "customer_id": fact.customer_id or (fact.customer.helpdesk_id if fact.customer else None),
+                "conversation_id": fact.conversation_id,
+                "email": mapping.normalize_email(fact.customer.email) if fact.customer else None,
+                "fact": fact_to_dict(fact),
+                "attempts": 0,
+                "occurred_at": fact.occurred_at,
+                "created_at": now,
+                "updated_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    return rows
+
+
+# INSERT ... ON CONFLICT (intake and outbox dedup keys) DO NOTHING RETURNING each key's id, per dialect
+_INSERT_RECEIPT = {
+    dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Receipt.__table__)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+    .returning(Receipt.__table__.c.id, Receipt.__table__.c.workspace_id, Receipt.__table__.c.event_id)
+    for dialect in (postgresql, sqlite)
+}
+_INSERT_DELIVERY = {
+    dialect.__name__.rsplit(".", 1)[1]: dialect.insert(Delivery.__table__)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "unique_id"])
+    .returning(Delivery.__table__.c.id, Delivery.__table__.c.workspace_id, Delivery.__table__.c.unique_id)
+    for dialect in (postgresql, sqlite)
+}
+
+
+def _release_waiting(workspace_id: str, customer_id: str) -> list[int]:
+    waiting = db.session.scalars(
+        select(Delivery).filter_by(
+            workspace_id=workspace_id, customer_id=customer_id, status=DeliveryStatus.WAITING
+        )
+    ).all()
+    for delivery in waiting:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = utcnow()
+    return [delivery.id for delivery in waiting]

@@ -1,0 +1,120 @@
+"""`POST /webhooks/<helpdesk>/<workspace_id>`: verify, parse, store in the outbox, enqueue, answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from app import helpdesks
+from app.errors import json_error
+from app.extensions import db
+from app.facts import PayloadError, Webhook
+from app.push import outbox, publisher, workspaces
+from app.signing import SignatureError, verify_shared_secret
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger(__name__)
+_JSON_TYPES = ("application/json", "application/vnd.api+json")
+MAX_ID_LENGTH = 255
+
+
+@bp.post("/<helpdesk_name>/<workspace_id>")
+def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response, int]:
+    try:
+        helpdesk = helpdesks.get(helpdesk_name)
+    except KeyError:
+        return json_error(404, "unknown_helpdesk", f"There is no helpdesk called {helpdesk_name!r}.")
+    try:
+        workspace = workspaces.intake_workspace(workspace_id)
+    except OperationalError:
+        db.session.rollback()
+        return _database_unavailable()
+    if workspace is None or workspace.helpdesk != helpdesk_name:
+        return json_error(
+            404, "unknown_workspace", f"No {helpdesk_name} workspace has the id {workspace_id!r}."
+        )
+    if request.mimetype not in _JSON_TYPES:
+        return json_error(
+            415, "unsupported_media_type", "Send the webhook as JSON (Content-Type: application/json)."
+        )
+    body = request.get_data(cache=True)
+    try:
+        _verify(helpdesk, workspace, body)
+    except SignatureError as error:
+        return json_error(401, "bad_signature", str(error))
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        return json_error(400, "invalid_json", f"The body is not valid JSON: {error}.")
+    if not isinstance(payload, dict):
+        return json_error(400, "invalid_payload", "The body must be a JSON object.")
+    try:
+        _refuse_nul(payload, "")
+        webhook = helpdesk.parse(payload, request.headers)
+        _check_ids(webhook)
+    except PayloadError as error:
+        return json_error(400, "invalid_payload", str(error))
+    if not webhook.facts:
+        return jsonify(
+            status="ignored",
+            event_id=webhook.event_id,
+            reason=f"{webhook.event_name} is not an event we act on.",
+        )
+    try:
+        recorded = outbox.record(workspace, webhook)
+    except (SQLAlchemyError, OSError):  # OSError: SQLite's lock file beside the database
+        db.session.rollback()
+        log.exception("could not store webhook %s for workspace %s", webhook.event_id, workspace.id)
+        return _database_unavailable()
+    if recorded is None:
+        return jsonify(
+            status="duplicate", event_id=webhook.event_id, reason="This event id was already received."
+        )
+    publisher.enqueue_soon(recorded.delivery_ids + recorded.released_ids)
+    response = jsonify(
+        status="accepted",
+        event_id=webhook.event_id,
+        receipt_id=recorded.receipt_id,
+        deliveries=recorded.delivery_ids,
+    )
+    return response, 202
+
+
+def _verify(helpdesk: helpdesks.Helpdesk, workspace: workspaces.IntakeWorkspace, body: bytes) -> None:
+    """The workspace's secret header when it uses one and it was sent, else the helpdesk's signature."""
+    if workspace.secret_header and workspace.secret_header in request.headers:
+        verify_shared_secret(request.headers.get(workspace.secret_header), workspace.secrets)
+    else:
+        helpdesk.verify(body, request.headers, workspace.secrets)
+
+
+def _refuse_nul(value: object, path: str) -> None:
+    """NUL characters are no part of any helpdesk's data, and databases refuse them in text."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise PayloadError(f"{path or 'the body'}: contains a NUL character.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{index}]")
+
+
+def _check_ids(webhook: Webhook) -> None:
+    ids = {"id": webhook.event_id}
+    for fact in webhook.facts:
+        ids |= {"conversation id": fact.conversation_id or "x", "customer id": fact.customer_id or "x"}
+    for name, value in ids.items():
+        if not 0 < len(value) <= MAX_ID_LENGTH:
+            raise PayloadError(f"{name}: must be 1 to {MAX_ID_LENGTH} characters long.")
+
+
+def _database_unavailable() -> Response:
+    response = json_error(503, "database_unavailable", "The database is unavailable; please retry shortly.")
+    response.headers["Retry-After"] = "5"
+    return response

@@ -1,0 +1,334 @@
+"""The insight card: what agents see, who may see it, and how few Klaviyo calls it costs."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask_migrate import upgrade
+from redis import Redis
+
+from app import MIGRATIONS, create_app
+from app.card.views import signed_url
+from app.extensions import db
+from app.models import Customer, Workspace
+from tests.conftest import SANDBOX_KEY
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, redis_url):
+    Redis.from_url(redis_url).flushdb()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'card.sqlite3'}")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
+    monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        for name in ("Acme", "Other"):
+            workspace = Workspace(name=name, helpdesk="kustomer", settings={})
+            workspace.klaviyo_key = SANDBOX_KEY
+            workspace.webhook_secret = "secret"
+            db.session.add(workspace)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def workspace(app, name: str = "Acme") -> tuple[str, str]:
+    with app.app_context():
+        found = db.session.scalars(db.select(Workspace).filter_by(name=name)).one()
+        token = found.card_token
+        db.session.commit()
+        return found.id, token
+
+
+def url(app, email: str, expires_in: int = 600, name: str = "Acme") -> str:
+    with app.app_context():
+        found = db.session.scalars(db.select(Workspace).filter_by(name=name)).one()
+        link = signed_url(found, "email", email, expires_in)
+        db.session.commit()
+    parts = urlsplit(link)
+    return f"{parts.path}?{parts.query}"
+
+
+def seed_ada(klaviyo) -> dict:
+    document = {
+        "profiles": [
+            {
+                "email": "ada@example.com",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "phone_number": "+14155550132",
+                "location": {"city": "London", "country": "GB"},
+                "subscriptions": {"email": "SUBSCRIBED", "sms": "UNSUBSCRIBED"},
+                "predictive_analytics": {"predicted_clv": 412.5, "churn_probability": 0.18},
+            }
+        ],
+        "lists": [
+            {"name": "Newsletter", "members": ["ada@example.com"]},
+            {"name": "<script>alert(1)</script>", "members": ["ada@example.com"]},
+        ],
+        "segments": [{"name": "VIP customers", "members": ["ada@example.com"]}, {"name": "Lapsed"}],
+        "campaigns": [
+            {
+                "name": "Black Friday",
+                "send_time": "2026-11-20T09:00:00+00:00",
+                "recipients": [{"email": "ada@example.com", "clicked": True, "opened": True}],
+            },
+            {
+                "name": "Autumn lookbook",
+                "send_time": "2026-10-01T09:00:00+00:00",
+                "recipients": ["ada@example.com"],
+            },
+            {"name": "Not for Ada", "recipients": ["someone@example.com"]},
+        ],
+    }
+    response = requests.post(f"{klaviyo.url}/sandbox/seed", json=document, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def klaviyo_calls(klaviyo) -> int:
+    return requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["requests"]
+
+
+def test_the_card_shows_profile_consent_lists_segments_campaigns_and_links(app, klaviyo):
+    seeded = seed_ada(klaviyo)
+    response = app.test_client().get(url(app, "Ada@Example.com"))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    for visible in (
+        "Ada Lovelace",
+        "ada@example.com",
+        "+14155550132",
+        "London, GB",
+        "Newsletter",
+        "VIP customers",
+        "Black Friday",
+        "Autumn lookbook",
+        "412.50",
+        "18%",
+        "subscribed",
+        "unsubscribed",
+        "clicked",
+    ):
+        assert visible in html, visible
+    assert "Lapsed" not in html
+    assert "Not for Ada" not in html
+    assert f"https://www.klaviyo.com/list/{seeded['lists']['Newsletter']}/members" in html
+    assert f"https://www.klaviyo.com/campaign/{seeded['campaigns']['Black Friday']}/reports/overview" in html
+    assert f"https://www.klaviyo.com/profile/{seeded['profiles']['ada@example.com']}" in html
+    assert html.index("Black Friday") < html.index("Autumn lookbook"), "newest campaign first"
+
+
+def test_a_list_named_like_a_script_renders_as_text(app, klaviyo):
+    seed_ada(klaviyo)
+    html = app.test_client().get(url(app, "ada@example.com")).get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_json_card_carries_the_same_data(app, klaviyo):
+    seed_ada(klaviyo)
+    path = url(app, "ada@example.com").replace("/card?", "/card.json?")
+    body = app.test_client().get(path).get_json()
+    assert body["card"]["profile"]["name"] == "Ada Lovelace"
+    assert [c["name"] for c in body["card"]["campaigns"]] == ["Black Friday", "Autumn lookbook"]
+    assert body["card"]["campaigns"][0]["clicked"] is True
+    assert body["notice"] is None
+
+
+def test_support_events_we_sent_show_on_the_card(app, klaviyo):
+    seed_ada(klaviyo)
+    event = {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "properties": {
+                    "subject": "Where is my order?",
+                    "conversationLink": "https://acme.kustomerapp.com/app/conversations/c1",
+                },
+                "metric": {
+                    "data": {"type": "metric", "attributes": {"name": "Kustomer Conversation Create"}}
+                },
+                "profile": {"data": {"type": "profile", "attributes": {"email": "ada@example.com"}}},
+                "unique_id": "u1",
+            },
+        }
+    }
+    headers = {
+        "Authorization": f"Klaviyo-API-Key {SANDBOX_KEY}",
+        "revision": "2026-07-15",
+        "Content-Type": "application/json",
+    }
+    requests.post(f"{klaviyo.url}/api/events", json=event, headers=headers, timeout=5).raise_for_status()
+    html = app.test_client().get(url(app, "ada@example.com")).get_data(as_text=True)
+    assert "Kustomer Conversation Create" in html
+    assert 'href="https://acme.kustomerapp.com/app/conversations/c1"' in html
+
+
+def test_a_customer_without_a_klaviyo_profile_gets_a_calm_card(app, klaviyo):
+    response = app.test_client().get(url(app, "new@example.com"))
+    assert response.status_code == 200
+    assert "No Klaviyo profile yet" in response.get_data(as_text=True)
+
+
+def test_when_klaviyo_is_down_the_card_says_so_calmly(app, klaviyo):
+    requests.post(f"{klaviyo.url}/sandbox/faults", json={"outage": True}, timeout=5).raise_for_status()
+    response = app.test_client().get(url(app, "ada@example.com"))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Klaviyo is not answering right now" in html
+    assert "Traceback" not in html
+
+
+def test_when_klaviyo_is_down_a_stale_card_is_shown_with_its_age(app, klaviyo):
+    seed_ada(klaviyo)
+    client = app.test_client()
+    assert "Newsletter" in client.get(url(app, "ada@example.com")).get_data(as_text=True)
+    with app.app_context():
+        found = db.session.scalars(db.select(Workspace).filter_by(name="Acme")).one()
+        found.settings = {"card_cache_seconds": 0}
+        db.session.commit()
+    requests.post(f"{klaviyo.url}/sandbox/faults", json={"outage": True}, timeout=5).raise_for_status()
+    html = client.get(url(app, "ada@example.com")).get_data(as_text=True)
+    assert "Newsletter" in html
+    assert "as of 0 min ago" in html
+
+
+def test_a_cold_card_costs_at_most_five_calls_and_a_warm_one_none(app, klaviyo):
+    seed_ada(klaviyo)
+    client = app.test_client()
+    before = klaviyo_calls(klaviyo)
+    client.get(url(app, "ada@example.com"))
+    cold = klaviyo_calls(klaviyo) - before
+    client.get(url(app, "ada@example.com"))
+    client.get(url(app, "ada@example.com").replace("/card?", "/card.json?"))
+    warm = klaviyo_calls(klaviyo) - before - cold
+    assert cold == 5
+    assert warm == 0
+
+
+def test_fifty_agents_opening_one_customer_at_once_cause_one_fetch(app, klaviyo):
+    seed_ada(klaviyo)
+    path = url(app, "ada@example.com")
+    before = klaviyo_calls(klaviyo)
+
+    def open_card(_: int) -> str:
+        return app.test_client().get(path).get_data(as_text=True)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        pages = list(pool.map(open_card, range(50)))
+    assert all("Newsletter" in page for page in pages)
+    assert klaviyo_calls(klaviyo) - before == 5
+
+
+def test_the_card_token_opens_cards_by_query_or_bearer(app, klaviyo):
+    seed_ada(klaviyo)
+    workspace_id, token = workspace(app)
+    client = app.test_client()
+    by_query = client.get(f"/insight/{workspace_id}/card?email=ada@example.com&token={token}")
+    by_header = client.get(
+        f"/insight/{workspace_id}/card.json?email=ada@example.com",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert by_query.status_code == by_header.status_code == 200
+    assert by_header.get_json()["card"]["profile"]["email"] == "ada@example.com"
+
+
+def test_a_customer_id_is_resolved_through_our_stored_customers(app, klaviyo):
+    seed_ada(klaviyo)
+    workspace_id, token = workspace(app)
+    with app.app_context():
+        db.session.add(
+            Customer(
+                workspace_id=workspace_id, helpdesk_id="cust-ada", email="ada@example.com", attributes={}
+            )
+        )
+        db.session.commit()
+    body = (
+        app.test_client()
+        .get(f"/insight/{workspace_id}/card.json?customer_id=cust-ada&token={token}")
+        .get_json()
+    )
+    assert body["card"]["profile"]["name"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status", "code"),
+    [
+        (lambda path, other: path.replace("expires=", "expires=1"), 403, "bad_signature"),
+        (lambda path, other: path.replace("ada%40example.com", "grace%40example.com"), 403, "bad_signature"),
+        (lambda path, other: path.split("&signature=")[0], 401, "unauthorized"),
+        (lambda path, other: path.replace(path.split("/")[2], other), 403, "bad_signature"),
+        (lambda path, other: path + "&token=wrong", 403, "bad_token"),
+        (
+            lambda path, other: "/insight/" + path.split("/")[2] + "/card?email=ada%40example.com",
+            401,
+            "unauthorized",
+        ),
+    ],
+    ids=[
+        "tampered expiry",
+        "tampered email",
+        "missing signature",
+        "other workspace",
+        "wrong token",
+        "no credentials",
+    ],
+)
+def test_a_card_without_valid_credentials_is_refused(app, klaviyo, tamper, status, code):
+    other_id, _ = workspace(app, "Other")
+    path = tamper(url(app, "ada@example.com"), other_id).replace("/card?", "/card.json?")
+    response = app.test_client().get(path)
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+    html = app.test_client().get(path.replace("/card.json?", "/card?"))
+    assert html.status_code == status
+    assert "Klaviyo card unavailable" in html.get_data(as_text=True)
+
+
+def test_an_expired_link_is_refused(app, klaviyo):
+    response = app.test_client().get(
+        url(app, "ada@example.com", expires_in=-1).replace("/card?", "/card.json?")
+    )
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "expired"
+
+
+def test_the_page_may_be_framed_only_by_the_workspaces_helpdesk(app, klaviyo):
+    with app.app_context():
+        found = db.session.scalars(db.select(Workspace).filter_by(name="Acme")).one()
+        found.settings = {"card_frame_ancestors": "https://acme.kustomerapp.com"}
+        db.session.commit()
+    response = app.test_client().get(url(app, "ada@example.com"))
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors https://acme.kustomerapp.com" in policy
+    assert "default-src 'none'" in policy
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_cli_prints_a_signed_card_url_that_opens_the_card(app, klaviyo):
+    seed_ada(klaviyo)
+    workspace_id, _ = workspace(app)
+    result = app.test_cli_runner().invoke(
+        args=["workspace", "card-url", workspace_id, "--email", "ada@example.com"]
+    )
+    assert result.exit_code == 0, result.output
+    link = urlsplit(result.output.strip())
+    assert f"{link.scheme}://{link.netloc}" == "https://hooks.example.com"
+    assert "Ada Lovelace" in app.test_client().get(f"{link.path}?{link.query}").get_data(as_text=True)
+
+
+def test_rotating_the_card_token_revokes_the_old_one(app, klaviyo):
+    workspace_id, old = workspace(app)
+    result = app.test_cli_runner().invoke(args=["workspace", "card-token", workspace_id, "--rotate"])
+    assert result.exit_code == 0, result.output
+    assert old not in result.output
+    response = app.test_client().get(f"/insight/{workspace_id}/card.json?email=a@example.com&token={old}")
+    assert response.status_code == 403
