@@ -8,6 +8,8 @@ fill it with a year of conversations with
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -20,7 +22,6 @@ import click
 import requests
 from flask import Flask, Response, jsonify, request
 
-from app.signing import hex_hmac_sha256
 from sandbox.kustomer_history import (
     Collection,
     SearchError,
@@ -379,8 +380,12 @@ def customer_changed(customer: dict[str, Any], created: bool = True, **extra: An
 
 
 def sign(body: bytes, secret: str) -> str:
-    """Kustomer's signature: lowercase hex HMAC-SHA256 of the raw body."""
-    return hex_hmac_sha256(body, secret)
+    """Kustomer's signature: lowercase hex HMAC-SHA256 of the raw body, keyed with the webhook's token.
+
+    Signed here as Kustomer signs, not with the service's own code, so that a wrong belief in one
+    is not hidden by the other (developer.kustomer.com: events/outbound-webhooks).
+    """
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def send_webhook(
