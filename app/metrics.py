@@ -25,7 +25,7 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 PRIORITY_SEP = "\x06\x16"
 BACKLOG_KEY = "backlog:{}"  # app.push.backlog's flag while a bulk sender owns a workspace
 # DeliveryStatus.OPEN, repeated because app.models imports Flask: an open row is not settled yet.
-_OPEN = frozenset({"pending", "waiting"})
+OPEN_STATUSES = frozenset({"pending", "waiting"})
 
 WEBHOOKS = Counter(
     PREFIX + "webhooks_received",
@@ -83,7 +83,7 @@ def delivery_settled(kind: str, status: str, created_at: datetime, now: datetime
 
     `created_at` and `now` are aware datetimes, as the outbox gives them.
     """
-    if status in _OPEN:
+    if status in OPEN_STATUSES:
         return
     DELIVERIES.labels(kind, status).inc()
     if status == "delivered":
@@ -184,7 +184,7 @@ class ScrapeCollector:
             outbox = GaugeMetricFamily(
                 PREFIX + "outbox_open", "Outbox rows not settled yet, by status.", labels=["status"]
             )
-            for status in sorted(_OPEN):
+            for status in sorted(OPEN_STATUSES):
                 outbox.add_metric([status], taken.outbox_open.get(status, 0))
             yield outbox
         if taken.outbox_overdue_seconds is not None:
