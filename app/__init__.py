@@ -70,7 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     app.context_processor(lambda: {"nonce": pages.nonce})
-    app.register_blueprint(health.bp)
+    health.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(card_views.bp)
     admin.init_app(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("BIND_HOST", "127.0.0.1")
     os.environ.setdefault("BEAT_SCHEDULE", str(instance / "celerybeat-schedule"))
+    # the web's and the worker's processes count into files here; a new run starts from zero
+    metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(instance / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     children: list[subprocess.Popen] = []
     embedded = None
     if not os.environ.get("REDIS_URL"):

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from app import logs
 from app.backfill.engine import Runner, Stop
 from app.backfill.leases import LEASE, release_lease, take_lease
 from app.backfill.sources import FileSource, KustomerSource
@@ -157,6 +158,7 @@ def run_slice(backfill_id: int, seconds: float, owner: str | None) -> tuple[floa
     if owner is None:
         return None  # running elsewhere, or finished
     backfill = db.session.get(Backfill, backfill_id)
+    logs.bind_workspace(backfill.workspace_id)
 
     def cancelled() -> Stop | None:
         status = db.session.scalar(select(Backfill.status).where(Backfill.id == backfill_id))

@@ -14,7 +14,7 @@ from flask import current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from app import klaviyo
+from app import klaviyo, logs, metrics
 from app.card import data as card_data
 from app.extensions import http_session, redis_client
 from app.facts import Kind
@@ -87,10 +87,12 @@ def get(workspace: Workspace, kind: str, value: str) -> CardResult:
     try:
         cached = _cached(key)
         if cached and time.time() - cached["fetched_at"] < fresh_for:
+            metrics.card_looked_up("hit")
             return CardResult(cached["data"], cached["fetched_at"])
         leader = redis.set(lock, 1, nx=True, ex=LOCK_SECONDS)
     except RedisError:
         cached, leader = None, True  # no cache to share: fetch for this request alone
+    metrics.card_looked_up("stale" if cached else "miss")
     if cached and leader:
         _refresh_in_background(workspace.id, kind, value, lock)
         return CardResult(cached["data"], cached["fetched_at"])
@@ -101,6 +103,7 @@ def get(workspace: Workspace, kind: str, value: str) -> CardResult:
     try:
         return fetch_and_store(workspace, kind, value)
     except klaviyo.KlaviyoError as error:
+        metrics.card_failed(error)
         log.info("card for workspace %s unavailable: %s", workspace.id, error)
         return CardResult(None, None, _notice(error))
     finally:
@@ -131,10 +134,12 @@ def _refresh_in_background(workspace_id: str, kind: str, value: str, lock: str) 
 
 def refresh(workspace: Workspace, kind: str, value: str) -> None:
     """Fetch a card ahead of (or behind) the agent: pre-warm on a new conversation, revalidate when stale."""
+    logs.bind_workspace(workspace.id)
     _, lock = _keys(workspace.id, kind, value)
     try:
         fetch_and_store(workspace, kind, value)
     except klaviyo.KlaviyoError as error:
+        metrics.card_failed(error)
         log.info("card refresh for workspace %s failed: %s", workspace.id, error)
     finally:
         _release(lock)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from app import metrics
 from app.klaviyo.ratelimit import Limiter, account_key, tier_for
 
 REVISION = "2026-07-15"
@@ -154,8 +155,8 @@ class KlaviyoClient:
     ) -> requests.Response:
         """Send one request; the 2xx response, else the matching KlaviyoError."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
+        tier = tier_for(method, urlsplit(url).path, params)
         if self.limiter is not None:
-            tier = tier_for(method, urlsplit(url).path, params)
             wait = self.limiter.acquire(account_key(self._api_key), tier)
             if wait > 0:
                 raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
@@ -164,7 +165,9 @@ class KlaviyoClient:
                 method, url, json=json, params=params, headers=self._headers(), timeout=self.timeout
             )
         except requests.RequestException as error:
+            metrics.klaviyo_answered(tier, None)
             raise TransportError(f"Klaviyo did not answer: {type(error).__name__}") from None
+        metrics.klaviyo_answered(tier, response.status_code)
         if response.status_code >= 300:
             raise error_for(response)
         return response

@@ -24,7 +24,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select, update
 
-from app import klaviyo
+from app import klaviyo, logs, metrics
 from app.extensions import db, http_session, redis_client
 from app.facts import Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit
@@ -156,6 +156,7 @@ def _release(rows: list[Delivery], **values: object) -> None:
 
 def drain(workspace_id: str, seconds: float = 20.0) -> Drained:
     """Send a workspace's due events in bulk requests for up to `seconds`; what happened."""
+    logs.bind_workspace(workspace_id)
     workspace = db.session.get(Workspace, workspace_id)
     outcome = Drained()
     if workspace is None or workspace.paused_reason:
@@ -273,6 +274,7 @@ def _send(workspace, client, limiter, account, tier, batch, bodies, outcome: Dra
         )
         for row in batch:
             row.last_error = note
+            metrics.delivery_settled(row.kind, DeliveryStatus.DELIVERED, row.created_at)
         outcome.delivered += len(batch)
         delivery.note_recovery(workspace, account)
         return False

@@ -13,7 +13,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 
-from app import helpdesks, klaviyo
+from app import helpdesks, klaviyo, logs, metrics
 from app.extensions import db, http_session, redis_client
 from app.facts import Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit
@@ -61,6 +61,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         return None
     delivery = db.session.get(Delivery, delivery_id)
     workspace = db.session.get(Workspace, delivery.workspace_id)
+    logs.bind_workspace(workspace.id)
     bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
     if bulk_owns and backlog.in_backlog_mode(workspace.id):
         delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
@@ -91,6 +92,7 @@ def deliver(delivery_id: int) -> Attempt | None:
                 ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
             )
             attempt = dataclasses.replace(attempt, prewarm=(workspace.id, kind, value))
+    metrics.delivery_settled(delivery.kind, attempt.status, delivery.created_at)
     db.session.commit()
     return attempt
 

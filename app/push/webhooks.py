@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from app import helpdesks
+from app import helpdesks, logs, metrics
 from app.errors import json_error
 from app.extensions import db
 from app.facts import PayloadError, Webhook
@@ -19,6 +20,23 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
 _JSON_TYPES = ("application/json", "application/vnd.api+json")
 MAX_ID_LENGTH = 255
+
+
+@bp.before_request
+def _start_clock() -> None:
+    g.webhook_started = time.perf_counter()
+
+
+@bp.after_request
+def _count_answer(response: Response) -> Response:
+    name = (request.view_args or {}).get("helpdesk_name")
+    started = g.pop("webhook_started", None)
+    metrics.webhook_answered(
+        name if name in helpdesks.HELPDESKS else "unknown",  # a made-up name must not become a series
+        response.status_code,
+        time.perf_counter() - started if started is not None else None,
+    )
+    return response
 
 
 @bp.post("/<helpdesk_name>/<workspace_id>")
@@ -36,6 +54,7 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         return json_error(
             404, "unknown_workspace", f"No {helpdesk_name} workspace has the id {workspace_id!r}."
         )
+    logs.bind_workspace(workspace.id)
     if request.mimetype not in _JSON_TYPES:
         return json_error(
             415, "unsupported_media_type", "Send the webhook as JSON (Content-Type: application/json)."
