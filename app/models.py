@@ -5,11 +5,21 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import helpdesks
@@ -17,12 +27,18 @@ from app.crypto import SecretBox
 from app.extensions import db
 from app.facts import MappingSettings
 
+if TYPE_CHECKING:
+    # db.Model is made at runtime as a subclass of Base; a type checker sees only Base
+    from app.extensions import Base as Model
+else:
+    Model = db.Model
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(db.TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always aware UTC in Python, whatever the database keeps."""
 
     impl = DateTime
@@ -58,7 +74,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
-class Workspace(db.Model):
+class Workspace(Model):
     """One helpdesk connected to one Klaviyo account, with its secrets encrypted at rest."""
 
     __tablename__ = "workspaces"
@@ -170,7 +186,7 @@ def new_webhook_secret(helpdesk: str = "kustomer") -> str:
     return helpdesks.get(helpdesk).new_secret()
 
 
-class Receipt(db.Model):
+class Receipt(Model):
     """One helpdesk webhook we acknowledged; (workspace, event id) is the intake dedup key."""
 
     __tablename__ = "receipts"
@@ -193,7 +209,7 @@ class DeliveryStatus:
     OPEN = (PENDING, WAITING)
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """The outbox: one row per Klaviyo write we owe, from acknowledgement until it is settled."""
 
     __tablename__ = "deliveries"
@@ -236,7 +252,7 @@ class Delivery(db.Model):
         return (utcnow() - (self.replayed_at or self.created_at)).total_seconds()
 
 
-class Customer(db.Model):
+class Customer(Model):
     """The latest we know of a helpdesk customer, from its webhooks or the helpdesk's API."""
 
     __tablename__ = "customers"
@@ -257,7 +273,7 @@ class Customer(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """An admin who can sign in to /admin."""
 
     __tablename__ = "users"
@@ -280,7 +296,7 @@ class BackfillStatus:
     UNFINISHED = (QUEUED, RUNNING, PAUSED)
 
 
-class Backfill(db.Model):
+class Backfill(Model):
     """One load of history into Klaviyo, with its checkpoint: where to go on from after an interruption.
 
     Events are sent through `events_through` (a line or conversation position) and customers'
@@ -338,7 +354,7 @@ class Backfill(db.Model):
         return max(0.0, (self.total - self.position) / rate)
 
 
-class BackfillProblem(db.Model):
+class BackfillProblem(Model):
     """Something a backfill skipped or Klaviyo refused, with the line or conversation it came from."""
 
     __tablename__ = "backfill_problems"
@@ -353,7 +369,7 @@ class BackfillProblem(db.Model):
     reason: Mapped[str] = mapped_column(Text)
 
 
-class BackfillProfileJob(db.Model):
+class BackfillProfileJob(Model):
     """A Klaviyo bulk profile import job a backfill submitted, with the customers in it, in order.
 
     `refs[i]` is `[customer id, position]` of the profile at index i, which is how Klaviyo's

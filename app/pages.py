@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from typing import TypeVar
 
-from flask import Response, g
+from flask import g
+from werkzeug.wrappers import Response
+
+R = TypeVar("R", bound=Response)
 
 
 def nonce() -> str:
@@ -15,8 +19,8 @@ def nonce() -> str:
 
 
 def protect(
-    response: Response, *, frame_ancestors: str = "'none'", form_action: str = "'none'", scripts: bool = False
-) -> Response:
+    response: R, *, frame_ancestors: str = "'none'", form_action: str = "'none'", scripts: bool = False
+) -> R:
     """A strict Content-Security-Policy and the headers that keep a page out of caches and referrers."""
     token = nonce()
     script = f"script-src 'nonce-{token}'; " if scripts else ""

@@ -6,9 +6,10 @@ token (Flask-WTF's CSRFProtect guards every POST in the app; only the webhook in
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response
 
 from app import pages
 from app.extensions import db

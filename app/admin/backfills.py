@@ -8,6 +8,7 @@ from contextlib import closing
 from datetime import UTC, datetime, time, timedelta
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
@@ -67,7 +68,7 @@ def _page(workspace: Workspace, form: BackfillForm) -> str:
 
 
 @bp.post("/workspaces/<workspace_id>/backfills")
-def start_backfill(workspace_id: str) -> Response | tuple[str, int]:
+def start_backfill(workspace_id: str) -> ResponseReturnValue:
     workspace = load(workspace_id)
     form = _form(workspace)
     if not form.validate_on_submit():
@@ -146,7 +147,7 @@ def backfill_problems_csv(workspace_id: str, backfill_id: int) -> Response:
 
 
 @bp.post("/workspaces/<workspace_id>/backfills/<int:backfill_id>/cancel")
-def cancel_backfill(workspace_id: str, backfill_id: int) -> Response:
+def cancel_backfill(workspace_id: str, backfill_id: int) -> ResponseReturnValue:
     workspace = load(workspace_id)
     row = _backfill(workspace, backfill_id)
     if ButtonForm().validate_on_submit() and not row.finished:
@@ -157,7 +158,7 @@ def cancel_backfill(workspace_id: str, backfill_id: int) -> Response:
 
 
 @bp.post("/workspaces/<workspace_id>/backfills/<int:backfill_id>/resume")
-def resume_backfill(workspace_id: str, backfill_id: int) -> Response:
+def resume_backfill(workspace_id: str, backfill_id: int) -> ResponseReturnValue:
     workspace = load(workspace_id)
     row = _backfill(workspace, backfill_id)
     if ButtonForm().validate_on_submit() and row.status in (BackfillStatus.PAUSED, BackfillStatus.FAILED):

@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from redis.exceptions import RedisError
 from sqlalchemy import Select, func, or_, select, update
+from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from app import klaviyo

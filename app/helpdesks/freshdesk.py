@@ -73,7 +73,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     link = text(ticket.get("url"), "ticket.url")
     if link and not link.startswith("http"):
         link = f"https://{link}"
-    base = {
+    base: dict[str, Any] = {
         "conversation_id": required_text(ticket.get("id"), "ticket.id"),
         "customer_id": customer.helpdesk_id if customer else None,
         "subject": text(ticket.get("subject"), "ticket.subject"),

@@ -17,6 +17,7 @@ from the workspace's template. Front has no CSAT survey: it sends no ratings. Th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from app.facts import Customer, Fact, Kind, Webhook
 from app.helpdesks import Helpdesk, SetupGuide
@@ -36,7 +37,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     emitted = moment(payload.get("emitted_at"), "emitted_at")
     conversation = mapping(payload.get("conversation"), "conversation")
     customer = _customer(mapping(conversation.get("recipient"), "conversation.recipient"))
-    base = {
+    base: dict[str, Any] = {
         "conversation_id": required_text(conversation.get("id"), "conversation.id"),
         "customer_id": customer.helpdesk_id if customer else None,
         "subject": text(conversation.get("subject"), "conversation.subject"),
@@ -57,7 +58,7 @@ def _customer(recipient: dict) -> Customer | None:
     """The recipient when its handle is an email address (a phone or social handle is no customer)."""
     handle = text(recipient.get("handle"), "conversation.recipient.handle")
     local, _, domain = (handle or "").rpartition("@")
-    if not local or not domain:
+    if not handle or not local or not domain:
         return None
     first, last = split_name(text(recipient.get("name"), "conversation.recipient.name"))
     return Customer(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
@@ -31,8 +32,8 @@ TYPES = {
     "csat.submitted": Kind.CSAT_SUBMITTED,
     "customer.updated": Kind.CUSTOMER_UPSERTED,
 }
-_ID = {"required": True, "validate": validate.Length(min=1, max=255)}
-_TEXT = {"load_default": None, "allow_none": True}
+_ID: dict[str, Any] = {"required": True, "validate": validate.Length(min=1, max=255)}
+_TEXT: dict[str, Any] = {"load_default": None, "allow_none": True}
 
 
 class _Conversation(Schema):
@@ -101,7 +102,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     conversation = event["conversation"]
     if conversation is None:
         raise PayloadError("conversation: Missing data for required field.")
-    base = {
+    base: dict[str, Any] = {
         "occurred_at": when,
         "customer_id": customer.helpdesk_id if customer else None,
         "customer": customer,

@@ -59,7 +59,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         return Webhook(event_id, trigger, [])
     ticket = mapping(payload.get("ticket"), "ticket")
     customer = _customer(mapping(ticket.get("customer"), "ticket.customer"))
-    base = {
+    base: dict[str, Any] = {
         "conversation_id": required_text(ticket.get("id"), "ticket.id"),
         "customer_id": customer.helpdesk_id if customer else None,
         "subject": text(ticket.get("subject"), "ticket.subject"),

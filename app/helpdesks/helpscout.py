@@ -57,8 +57,8 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         facts.append(_csat(payload))
     elif event in ("customer.created", "customer.updated"):
         customer = _customer(payload, "customer")
-        when = customer.updated_at or moment(payload.get("createdAt"), "createdAt")
-        facts.append(Fact.customer_upserted(customer, required(when, "updatedAt")))
+        updated = customer.updated_at or moment(payload.get("createdAt"), "createdAt")
+        facts.append(Fact.customer_upserted(customer, required(updated, "updatedAt")))
     return Webhook(event_id, event, facts)
 
 

@@ -203,7 +203,9 @@ def customer_from_api(document: dict) -> Customer:
     return customer_from_attributes(str(data.get("id")), data.get("attributes") or {})
 
 
-def _get(session: requests.Session, url: str, api_key: str, timeout: float, **params: str):
+def _get(
+    session: requests.Session, url: str, api_key: str, timeout: float, **params: str
+) -> requests.Response:
     try:
         return session.get(
             url,

@@ -96,7 +96,7 @@ def _trigger_webhook(payload: dict) -> Webhook:
     ticket = mapping(payload.get("ticket"), "ticket")
     requester = mapping(payload.get("requester"), "requester")
     customer = _customer(requester, "requester") if requester else None
-    base = {
+    base: dict[str, Any] = {
         "conversation_id": required_text(ticket.get("id"), "ticket.id"),
         "customer_id": customer.helpdesk_id if customer else None,
         "subject": text(ticket.get("subject"), "ticket.subject"),
@@ -205,8 +205,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         verify_hmac(stamp.encode() + body, secrets, headers.get(SIGNATURE_HEADER), encoding="base64")
     except SignatureError as error:
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
-    when = moment(stamp, TIMESTAMP_HEADER)
-    check_timestamp(when.timestamp())
+    check_timestamp(required(moment(stamp, TIMESTAMP_HEADER), TIMESTAMP_HEADER).timestamp())
 
 
 HELPDESK = Helpdesk(

@@ -100,7 +100,7 @@ def error_for(response: requests.Response) -> KlaviyoError:
     pointer = source.get("pointer") or source.get("parameter")
     status = response.status_code
     message = f"Klaviyo answered {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "status": status,
         "code": code,
         "detail": detail,

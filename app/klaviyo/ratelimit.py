@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -91,7 +92,11 @@ class Limiter:
     """Takes a slot in the current windows of an account's tier, or says how long to wait for one."""
 
     def __init__(
-        self, redis: Redis | None, fraction: float = 1.0, clock=time.time, margin: float = 0.1
+        self,
+        redis: Redis | None,
+        fraction: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        margin: float = 0.1,
     ) -> None:
         self.redis = redis
         self.fraction = fraction
