@@ -52,6 +52,7 @@ HOST_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>Kustomer sandbox: insights panel</title>
+  <link rel="icon" href="data:,">
   <style>
     body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; background: #f3f4f6; }
     header { padding: 10px 16px; background: #1f2a44; color: #fff; font-weight: 600; }
