@@ -201,6 +201,8 @@ def _context_identifier() -> tuple[str, str]:
 
 def _kustomer_policy(response: Response, workspace: Workspace) -> Response:
     """The card's headers, with scripts allowed from exactly Kustomer's Cards SDK and our nonce."""
+    # Kustomer must be allowed to frame it: "a `frame-ancestors` policy that includes your customers'
+    # Kustomer domains" (https://developer.kustomer.com/docs/apps/cards-sdk)
     pages.protect(response, frame_ancestors=workspace.setting("card_frame_ancestors"))
     token = pages.nonce()
     response.headers["Content-Security-Policy"] = (
