@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+KUSTOMER_CARD_SDK_URL = "https://cdn.kustomerapp.com/card-js/latest/kustomer-card.min.js"
+
 
 class ConfigError(ValueError):
     """An environment variable has a value the service cannot run with."""
@@ -25,6 +27,14 @@ def _url(name: str, raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must start with http:// or https://, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _script_url(name: str, raw: str) -> str:
+    """A URL that can stand in a Content-Security-Policy as one script source, nothing more."""
+    url = _url(name, raw)
+    if any(char.isspace() or char in ";,'" for char in url):
+        raise ConfigError(f"{name} must be one URL without spaces, ';', ',' or quotes, got {raw!r}")
+    return url
 
 
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
@@ -71,6 +81,8 @@ class Settings:
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
+    # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
+    kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
 
     @classmethod
     def from_env(cls, instance_path: Path, env: dict[str, str] | None = None) -> Settings:
@@ -97,6 +109,9 @@ class Settings:
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),
             retry_base_seconds=_seconds(env, "RETRY_BASE_SECONDS", 5.0),
             klaviyo_rate_fraction=_fraction(env, "KLAVIYO_RATE_FRACTION", 1.0),
+            kustomer_card_sdk_url=_script_url(
+                "KUSTOMER_CARD_SDK_URL", env.get("KUSTOMER_CARD_SDK_URL") or KUSTOMER_CARD_SDK_URL
+            ),
         )
 
     def as_flask_config(self) -> dict[str, object]:

@@ -22,6 +22,7 @@ import click
 import requests
 from flask import Flask, Response, jsonify, request
 
+from sandbox import kustomer_cards
 from sandbox.kustomer_history import (
     Collection,
     SearchError,
@@ -190,6 +191,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         state.reset()
         return jsonify(status="reset")
 
+    app.register_blueprint(kustomer_cards.bp)
     app.cli.add_command(send_webhook_command)
     app.cli.add_command(seed_history_command)
     return app
