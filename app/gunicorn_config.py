@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from prometheus_client import multiprocess
 
@@ -12,7 +13,7 @@ from app import logs
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s%(context)s: %(message)s"
 
 
-def on_starting(server: object) -> None:
+def on_starting(server: Any) -> None:
     """Before the workers fork: the app's log lines go to stderr beside gunicorn's, INFO and up."""
     handler = logging.StreamHandler()
     logs.install(handler, LOG_FORMAT)
@@ -21,7 +22,7 @@ def on_starting(server: object) -> None:
     app_logger.setLevel(logging.INFO)
 
 
-def child_exit(server: object, worker: object) -> None:
+def child_exit(server: Any, worker: Any) -> None:  # gunicorn's Arbiter and Worker
     """A worker process exited: its live gauges leave `/metrics` (its counters stay counted)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
