@@ -256,3 +256,37 @@ def test_a_connected_workspace_receives_kustomer_signed_events_and_klaviyo_gets_
             e["metric"] for e in requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
         ]
         assert metrics.count("Kustomer Conversation Create") == 1
+
+
+def test_the_connect_kustomer_button_connects_the_workspace(app, kustomer):
+    from werkzeug.security import generate_password_hash
+
+    from app.models import User
+
+    workspace_id = new_workspace(app)
+    with app.app_context():
+        db.session.add(
+            User(email="admin@example.com", password_hash=generate_password_hash("a-long-password"))
+        )
+        db.session.commit()
+    client = app.test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post(
+        "/admin/login",
+        data={"email": "admin@example.com", "password": "a-long-password", "csrf_token": token},
+    )
+    page = client.get(f"/admin/workspaces/{workspace_id}").get_data(as_text=True)
+    assert "Connect Kustomer" in page
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    assert (
+        client.post(f"/admin/workspaces/{workspace_id}/kustomer/connect").status_code == 400
+    )  # no CSRF token
+    answer = client.post(
+        f"/admin/workspaces/{workspace_id}/kustomer/connect",
+        data={"csrf_token": token},
+        follow_redirects=True,
+    )
+    [hook] = hooks(kustomer)
+    assert f"Created our outbound webhook in Kustomer ({hook['id']})" in answer.get_data(as_text=True)
+    assert secret_of(app, workspace_id)[0] == hook["attributes"]["token"]
