@@ -1,8 +1,9 @@
-"""`flask workspace ...` and `flask admin ...`: set-up from the command line."""
+"""`flask workspace ...`, `flask admin ...` and `flask kustomer ...`: set-up from the command line."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import click
 from flask import Flask, current_app
@@ -18,6 +19,9 @@ workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
 admin_cli = AppGroup("admin", help="Manage admin accounts.")
 secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
 helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to set each up.")
+kustomer_cli = AppGroup(
+    "kustomer", help="Connect a workspace to Kustomer, and this deployment as a Kustomer app."
+)
 
 
 @helpdesks_cli.command("guide")
@@ -138,6 +142,87 @@ def list_workspaces() -> None:
         click.echo(json.dumps(describe(workspace)))
 
 
+def _kustomer_workspace(workspace_id: str) -> Workspace:
+    workspace = _workspace(workspace_id)
+    if workspace.helpdesk != "kustomer":
+        raise click.ClickException(
+            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not Kustomer"
+        )
+    if not workspace.helpdesk_key:
+        raise click.ClickException(
+            "the workspace has no Kustomer API key: set one (admin page, or workspace create "
+            "--helpdesk-key) with the org.permission.outbound_webhook role"
+        )
+    return workspace
+
+
+@kustomer_cli.command("connect")
+@click.argument("workspace_id")
+@click.option("--rotate", is_flag=True, help="Make Kustomer issue a new token (recreates the webhook).")
+@click.option(
+    "--grace-hours", default=24, show_default=True, help="How long the previous secret still works."
+)
+def kustomer_connect_command(workspace_id: str, rotate: bool, grace_hours: int) -> None:
+    """Find or create our outbound webhook in Kustomer, keep its token as the webhook secret, print JSON."""
+    from app.extensions import http_session
+    from app.helpdesks import kustomer_connect
+
+    workspace = _kustomer_workspace(workspace_id)
+    client = kustomer_connect.KustomerWebhooks(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+    step = kustomer_connect.rotate if rotate else kustomer_connect.connect
+    try:
+        connection = step(workspace, webhook_url(workspace), client, timedelta(hours=grace_hours))
+    except kustomer_connect.ConnectError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(json.dumps(connection.as_json()))
+
+
+def _app_definition(workspace: Workspace, icon_url: str | None) -> dict:
+    from app.helpdesks import kustomer_app
+
+    card = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/kustomer"
+    return kustomer_app.definition(webhook_url(workspace), card, workspace.id, icon_url)
+
+
+@kustomer_cli.command("app-definition")
+@click.argument("workspace_id")
+@click.option("--icon-url", default=None, help="An https URL of the app's icon.")
+def kustomer_app_definition(workspace_id: str, icon_url: str | None) -> None:
+    """Print the Kustomer app definition of this deployment (PUBLIC_URL) for the workspace."""
+    click.echo(json.dumps(_app_definition(_workspace(workspace_id), icon_url), indent=2))
+
+
+@kustomer_cli.command("register-app")
+@click.argument("workspace_id")
+@click.option("--icon-url", default=None, help="An https URL of the app's icon.")
+@click.option(
+    "--api-key",
+    envvar="KUSTOMER_APPS_API_KEY",
+    default=None,
+    help="A key with org.admin.apps; the workspace's Kustomer key when absent.",
+)
+def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str | None) -> None:
+    """Register the app definition with Kustomer (POST /v1/apps/available); print its app and version."""
+    from app.extensions import http_session
+    from app.helpdesks import kustomer_app
+
+    workspace = _workspace(workspace_id)
+    definition = _app_definition(workspace, icon_url)
+    key = api_key or workspace.helpdesk_key
+    if not key:
+        raise click.ClickException("give --api-key: a Kustomer API key with the org.admin.apps role")
+    try:
+        created = kustomer_app.register(workspace.helpdesk_api_url() or "", key, definition, http_session())
+    except kustomer_app.RegisterError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        json.dumps({"app": definition["app"], "version": definition["version"], "registered": created})
+    )
+
+
 @admin_cli.command("create-user")
 @click.argument("email")
 @click.password_option("--password", help="Asked for when not given.")
@@ -175,6 +260,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(admin_cli)
     app.cli.add_command(secrets_cli)
     app.cli.add_command(helpdesks_cli)
+    app.cli.add_command(kustomer_cli)
     app.cli.add_command(backfill_command)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command

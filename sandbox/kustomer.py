@@ -1,9 +1,14 @@
-"""The Kustomer sandbox: customers, conversation search as Kustomer answers them, and signed webhooks.
+"""The Kustomer sandbox: customers, conversation search, outbound webhooks and app registration as
+Kustomer answers them, and webhooks signed with the token Kustomer issued.
 
 Start it with `flask --app sandbox.kustomer run --port 8200`; send a webhook with
 `flask --app sandbox.kustomer send-webhook URL --secret SECRET --event conversation.create`;
+fire an event at every outbound webhook registered for it with
+`curl -X POST localhost:8200/sandbox/outbound-webhooks/fire -d '{"event": "conversation.create"}'`;
 fill it with a year of conversations with
 `flask --app sandbox.kustomer seed-history --url http://127.0.0.1:8200 --conversations 100000`.
+
+Built from Kustomer's documentation, not from the service's code (see docs/vendors/kustomer.md).
 """
 
 from __future__ import annotations
@@ -39,6 +44,48 @@ SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
 EVENT_HEADER = "X-Kustomer-Webhook-Event"
 CUSTOMER_READ = "org.permission.customer.read"
 SEARCH_READ = "org.permission.search.create"
+# Roles per endpoint, as the API reference lists them ("The API key or user must hold at least one of
+# them"): developer.kustomer.com/api/apps-platform/list-outbound-webhooks, .../delete-outbound-webhook.
+# The create page's own list was not readable; org.permission.outbound_webhook is the role
+# kustomer-apps-platform/docs/outbound-webhooks names for it.
+WEBHOOKS_READ = (
+    "org.outbound_webhooks",
+    "org.permission.outbound_webhook.read",
+    "org.admin.outbound_webhooks",
+)
+WEBHOOKS_CREATE = (
+    "org.outbound_webhooks",
+    "org.permission.outbound_webhook",
+    "org.admin.outbound_webhooks",
+)
+WEBHOOKS_DELETE = (
+    "org.outbound_webhooks",
+    "org.permission.outbound_webhook.delete",
+    "org.admin.outbound_webhooks",
+)
+# registering-and-updating-apps: "Create an API Key with the org.admin.apps role".
+APPS_ADMIN = ("org.admin.apps",)
+# The configured (demo) key can do everything the service asks of Kustomer.
+DEMO_KEY_ROLES = (
+    CUSTOMER_READ,
+    SEARCH_READ,
+    "org.permission.outbound_webhook",
+    "org.permission.outbound_webhook.read",
+    "org.permission.outbound_webhook.delete",
+    "org.admin.apps",
+)
+MAX_WEBHOOK_EVENTS = 12  # list-outbound-webhooks: "events: Up to 12 event names"
+# docs/events/event-catalog: "12 events: create and update for six resources"; the six are those
+# docs/events/outbound-webhooks names ("customer, conversation, message, user, team and tag").
+SUBSCRIBABLE_EVENTS = tuple(
+    f"kustomer.{resource}.{action}"
+    for resource in ("customer", "conversation", "message", "user", "team", "tag")
+    for action in ("create", "update")
+)
+# docs/apps/app-definition: "Three keys are required (app, version and title)".
+APP_REQUIRED = ("app", "version", "title")
+# docs/apps/kviews: a KView's name, resource, context and template are required.
+KVIEW_REQUIRED = ("name", "resource", "context", "template")
 SEARCH_PAGE_LIMIT = 100  # Kustomer stops a search here; clients narrow the criteria to read further
 MAX_PAGE_SIZE = 500
 SEED_CHUNK = 5_000
@@ -93,10 +140,11 @@ class _State:
         with self.lock:
             self.customers = Collection(customer_stamps)
             self.conversations = Collection(conversation_stamps)
-            self.api_keys: dict[str, set[str]] = {
-                key: {CUSTOMER_READ, SEARCH_READ} for key in self.configured_keys
-            }
+            self.api_keys: dict[str, set[str]] = {key: set(DEMO_KEY_ROLES) for key in self.configured_keys}
             self.requests: list[dict[str, Any]] = []
+            self.webhooks: dict[str, dict[str, Any]] = {}  # outbound webhooks by id, with their token
+            self.apps: dict[tuple[str, str], dict[str, Any]] = {}  # registered (app, version) -> definition
+            self.deliveries: list[dict[str, Any]] = []
             self.error_rate = 0.0
             self.error_status = 503
             self.fail_next = 0
@@ -126,6 +174,45 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/v1/conversations/<conversation_id>")
     def get_conversation(conversation_id: str) -> Response:
         return _logged(state, _conversation(state, conversation_id))
+
+    @app.get("/v1/outbound-webhooks")
+    def list_outbound_webhooks() -> Response:
+        return _logged(state, _list_webhooks(state))
+
+    @app.post("/v1/outbound-webhooks")
+    def create_outbound_webhook() -> Response:
+        return _logged(state, _create_webhook(state))
+
+    @app.get("/v1/outbound-webhooks/<webhook_id>")
+    def get_outbound_webhook(webhook_id: str) -> Response:
+        return _logged(state, _get_webhook(state, webhook_id))
+
+    @app.delete("/v1/outbound-webhooks/<webhook_id>")
+    def delete_outbound_webhook(webhook_id: str) -> Response:
+        return _logged(state, _delete_webhook(state, webhook_id))
+
+    @app.post("/v1/apps/available")
+    def register_app() -> Response:
+        return _logged(state, _register_app(state))
+
+    @app.post("/sandbox/outbound-webhooks/fire")
+    def fire() -> Response:
+        """Send one event, signed with each webhook's token, to every webhook subscribed to it.
+
+        Body: {"webhook": <an envelope>} or {"event": "conversation.create" | "conversation.done" |
+        "conversation.csat" | "customer.create", "conversation_id", "customer_id", "email", "rating"}.
+        """
+        payload = request.get_json(silent=True) or {}
+        try:
+            webhook = payload.get("webhook") or _built(payload)
+        except (KeyError, TypeError) as error:
+            return jsonify(error=f"send a webhook envelope or a known event: {error}"), 400
+        return jsonify(deliveries=fire_event(state, webhook))
+
+    @app.get("/sandbox/apps")
+    def list_apps() -> Response:
+        with state.lock:
+            return jsonify(apps=list(state.apps.values()))
 
     @app.post("/sandbox/api-keys")
     def add_api_key() -> tuple[Response, int]:
@@ -205,7 +292,7 @@ def _logged(state: _State, response: Response) -> Response:
     return response
 
 
-def _gate(state: _State, role: str | None = CUSTOMER_READ) -> Response | None:
+def _gate(state: _State, role: str | tuple[str, ...] | None = CUSTOMER_READ) -> Response | None:
     """Faults first, then the key and any role needed, as Kustomer checks them; None lets it through."""
     if state.delay_seconds:
         time.sleep(state.delay_seconds)
@@ -220,8 +307,9 @@ def _gate(state: _State, role: str | None = CUSTOMER_READ) -> Response | None:
         roles = state.api_keys.get(key)
     if roles is None:
         return _error(401, "unauthorized", "Unauthorized: a valid API key is required")
-    if role is not None and role not in roles:
-        return _error(403, "forbidden", f"Forbidden: the API key lacks the role {role}")
+    wanted = (role,) if isinstance(role, str) else role
+    if wanted is not None and not roles.intersection(wanted):
+        return _error(403, "forbidden", f"Forbidden: the API key lacks the role {' or '.join(wanted)}")
     return None
 
 
@@ -317,6 +405,181 @@ def _conversation(state: _State, conversation_id: str) -> Response:
     return jsonify(data=found)
 
 
+# Outbound webhooks and apps, as the Apps platform API answers them
+
+
+def _webhook_resource(webhook: dict[str, Any]) -> dict[str, Any]:
+    """An outbound webhook as a JSON:API resource, its token among the attributes.
+
+    docs/events/delivery-and-retries: the token "you can also read ... later with
+    GET /v1/outbound-webhooks/{id}". The documentation shows no response body, so the sandbox answers in
+    the JSON:API shape the rest of Kustomer's API uses (docs/concepts/errors, GET /v1/customers/{id}).
+    """
+    attributes = {key: value for key, value in webhook.items() if key != "id"}
+    return {"type": "outbound_webhook", "id": webhook["id"], "attributes": attributes}
+
+
+def _list_webhooks(state: _State) -> Response:
+    refused = _gate(state, WEBHOOKS_READ)
+    if refused is not None:
+        return refused
+    with state.lock:
+        webhooks = [_webhook_resource(webhook) for webhook in state.webhooks.values()]
+    return jsonify(data=webhooks, links={"self": "/v1/outbound-webhooks", "next": None})
+
+
+def _loopback(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "http://localhost"))
+
+
+def _create_webhook(state: _State) -> Response:
+    """`POST /v1/outbound-webhooks` with the documented body: name, url, events (required), headers."""
+    refused = _gate(state, WEBHOOKS_CREATE)
+    if refused is not None:
+        return refused
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _error(400, "bad_request", "Invalid request body or parameters.")
+    name, url, events = body.get("name"), body.get("url"), body.get("events")
+    if not isinstance(name, str) or not name or len(name) > 255:
+        return _error(400, "bad_request", "name is required, up to 255 characters")
+    # list-outbound-webhooks: "url: Your endpoint. It must use https://." The sandbox also takes
+    # loopback http, where the tests and the demo run.
+    if not isinstance(url, str) or not (url.startswith("https://") or _loopback(url)):
+        return _error(400, "bad_request", "url is required and must use https://")
+    if (
+        not isinstance(events, list)
+        or not events
+        or len(events) > MAX_WEBHOOK_EVENTS
+        or any(event not in SUBSCRIBABLE_EVENTS for event in events)
+    ):
+        return _error(
+            400,
+            "bad_request",
+            f"events must be 1 to {MAX_WEBHOOK_EVENTS} of GET /v1/outbound-webhooks/events",
+        )
+    unknown = set(body) - {"name", "url", "events", "headers"}
+    if unknown:
+        return _error(400, "bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
+    webhook = {
+        "id": uuid.uuid4().hex[:24],
+        "name": name,
+        "url": url,
+        "events": list(events),
+        "headers": list(body.get("headers") or []),
+        "enabled": True,
+        # docs/events/outbound-webhooks: "The response includes a token. It's the HMAC key for
+        # X-Kustomer-Webhook-Signature."
+        "token": uuid.uuid4().hex + uuid.uuid4().hex,
+        "createdAt": timestamp(),
+    }
+    with state.lock:
+        state.webhooks[webhook["id"]] = webhook
+    response = jsonify(data=_webhook_resource(webhook))
+    response.status_code = 201
+    return response
+
+
+def _get_webhook(state: _State, webhook_id: str) -> Response:
+    refused = _gate(state, WEBHOOKS_READ)
+    if refused is not None:
+        return refused
+    with state.lock:
+        webhook = state.webhooks.get(webhook_id)
+    if webhook is None:
+        return _error(404, "not_found", f"Outbound webhook {webhook_id} not found")
+    return jsonify(data=_webhook_resource(webhook))
+
+
+def _delete_webhook(state: _State, webhook_id: str) -> Response:
+    refused = _gate(state, WEBHOOKS_DELETE)
+    if refused is not None:
+        return refused
+    with state.lock:
+        webhook = state.webhooks.pop(webhook_id, None)
+    if webhook is None:
+        return _error(404, "not_found", f"Outbound webhook {webhook_id} not found")
+    return Response(status=204)
+
+
+def _register_app(state: _State) -> Response:
+    """`POST /v1/apps/available`: the body is the whole app definition (docs/apps/register-and-install)."""
+    refused = _gate(state, APPS_ADMIN)
+    if refused is not None:
+        return refused
+    definition = request.get_json(silent=True)
+    if not isinstance(definition, dict):
+        return _error(400, "bad_request", "Invalid request body or parameters.")
+    problems = [f"{key} is required" for key in APP_REQUIRED if not definition.get(key)]
+    app_name = definition.get("app")
+    # fields.md in kustomer/kustomer-apps-starter-configs: app "Can not include spaces or dashes".
+    if isinstance(app_name, str) and (" " in app_name or "-" in app_name):
+        problems.append("app can not include spaces or dashes")
+    for index, kview in enumerate(definition.get("kviews") or []):
+        problems += [f"kviews[{index}].{key} is required" for key in KVIEW_REQUIRED if not kview.get(key)]
+    for index, hook in enumerate(definition.get("outboundWebhooks") or []):
+        events = hook.get("events") or []
+        if not hook.get("name") or not hook.get("url") or not events:
+            problems.append(f"outboundWebhooks[{index}] needs a name, a url and events")
+        problems += [
+            f"outboundWebhooks[{index}]: {event} is not a subscribable event"
+            for event in events
+            if event not in SUBSCRIBABLE_EVENTS
+        ]
+    if problems:
+        return _error(400, "bad_request", "; ".join(problems))
+    key = (str(app_name), str(definition["version"]))
+    with state.lock:
+        if key in state.apps:
+            return _error(409, "conflict", f"{key[0]} version {key[1]} is already registered")
+        state.apps[key] = definition
+    response = jsonify(data={"type": "app", "id": f"{key[0]}-{key[1]}", "attributes": definition})
+    response.status_code = 201
+    return response
+
+
+def _built(payload: dict[str, Any]) -> dict[str, Any]:
+    """An envelope for the event named in a fire request, with the sandbox's defaults."""
+    event = payload["event"]
+    conversation_id = payload.get("conversation_id") or f"conv-{uuid.uuid4().hex[:8]}"
+    customer_id = payload.get("customer_id", "cust-1")
+    subject = payload.get("subject", "Where is my order?")
+    if event == "customer.create":
+        return customer_changed(
+            {"id": customer_id, "name": "Ada Lovelace", "email": payload.get("email", "ada@example.com")}
+        )
+    builders = {
+        "conversation.create": lambda: conversation_created(conversation_id, customer_id, subject),
+        "conversation.done": lambda: conversation_done(conversation_id, customer_id, subject),
+        "conversation.csat": lambda: conversation_rated(
+            conversation_id, customer_id, subject, int(payload.get("rating", 5))
+        ),
+    }
+    return builders[event]()
+
+
+def fire_event(state: _State, webhook: dict[str, Any]) -> list[dict[str, Any]]:
+    """POST one envelope to every enabled outbound webhook subscribed to its name, each signed with its
+    own token and carrying its own headers; what each answered."""
+    with state.lock:
+        targets = [
+            dict(hook)
+            for hook in state.webhooks.values()
+            if hook["enabled"] and webhook.get("name") in hook["events"]
+        ]
+    delivered = []
+    for hook in targets:
+        extra = {header["name"]: header["value"] for header in hook["headers"]}
+        try:
+            status = send_webhook(hook["url"], webhook, hook["token"], headers=extra).status_code
+        except requests.RequestException as error:
+            status = f"error: {type(error).__name__}"
+        delivered.append({"webhook_id": hook["id"], "url": hook["url"], "status": status})
+    with state.lock:
+        state.deliveries += delivered
+    return delivered
+
+
 # Webhooks, shaped as Kustomer sends them
 
 
@@ -391,11 +654,17 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def send_webhook(
-    url: str, webhook: dict[str, Any], secret: str, session: requests.Session | None = None
+    url: str,
+    webhook: dict[str, Any],
+    secret: str,
+    session: requests.Session | None = None,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
-    """POST a webhook signed the way Kustomer signs it."""
+    """POST a webhook signed the way Kustomer signs it, with the webhook's own headers
+    (docs/events/delivery-and-retries: "Your custom headers: Whatever you set in headers")."""
     body = json.dumps(webhook).encode()
     headers = {
+        **(headers or {}),
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(body, secret),
         EVENT_HEADER: webhook["name"],

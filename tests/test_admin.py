@@ -37,7 +37,9 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer, redi
     monkeypatch.setenv("SECRET_KEY", "admin-tests")
     app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
     requests.post(
-        f"{kustomer.url}/sandbox/api-keys", json={"key": HELPDESK_KEY}, timeout=5
+        f"{kustomer.url}/sandbox/api-keys",
+        json={"key": HELPDESK_KEY, "roles": list(kustomer_sandbox.DEMO_KEY_ROLES)},  # rotation asks Kustomer
+        timeout=5,
     ).raise_for_status()
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))

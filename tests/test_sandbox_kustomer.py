@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import phonenumbers
 import pytest
@@ -432,3 +433,135 @@ def test_the_seed_history_command_fills_a_running_sandbox(kustomer):
     ids = [item["id"] for item in search(kustomer, SEARCH, pageSize=500).json()["data"]]
     assert ids == [f"conv-{n:06d}" for n in range(1, 41)]
     assert len(requests.get(f"{kustomer.url}/sandbox/customers", timeout=5).json()["customers"]) == 10
+
+
+# Outbound webhooks and apps, replaying the examples of Kustomer's documentation (tests/fixtures/kustomer)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kustomer"
+
+
+def example(name: str) -> dict:
+    """A payload from Kustomer's documentation; the file names the page it comes from."""
+    document = json.loads((FIXTURES / name).read_text())
+    assert document["source"].startswith("https://")
+    return document["payload"]
+
+
+def add_key(kustomer, key: str, roles: list[str]) -> dict[str, str]:
+    response = requests.post(f"{kustomer.url}/sandbox/api-keys", json={"key": key, "roles": roles}, timeout=5)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {key}"}
+
+
+def create_hook(kustomer, body: dict, headers=AUTH) -> requests.Response:
+    return requests.post(f"{kustomer.url}/v1/outbound-webhooks", json=body, headers=headers, timeout=5)
+
+
+def test_the_documented_create_body_makes_a_webhook_with_a_token_read_back_by_id(kustomer):
+    response = create_hook(kustomer, example("create-outbound-webhook.json"))
+    assert response.status_code == 201
+    created = response.json()["data"]
+    assert len(created["attributes"]["token"]) >= 32
+    listed = requests.get(f"{kustomer.url}/v1/outbound-webhooks", headers=AUTH, timeout=5).json()["data"]
+    assert [hook["id"] for hook in listed] == [created["id"]]
+    one = requests.get(f"{kustomer.url}/v1/outbound-webhooks/{created['id']}", headers=AUTH, timeout=5)
+    assert one.json()["data"]["attributes"]["token"] == created["attributes"]["token"]
+    gone = requests.delete(f"{kustomer.url}/v1/outbound-webhooks/{created['id']}", headers=AUTH, timeout=5)
+    assert gone.status_code == 204
+    again = requests.get(f"{kustomer.url}/v1/outbound-webhooks/{created['id']}", headers=AUTH, timeout=5)
+    assert again.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "title"),
+    [
+        ({"url": "http://hooks.example.com/k"}, "https://"),
+        ({"events": ["kustomer.satisfaction.create"]}, "events must be"),
+        ({"events": ["kustomer.customer.create"] * 13}, "events must be"),
+        ({"name": ""}, "name is required"),
+        ({"secret": "ours"}, "unknown fields: secret"),
+    ],
+)
+def test_a_webhook_kustomer_would_refuse_gets_400_saying_why(kustomer, change, title):
+    response = create_hook(kustomer, {**example("create-outbound-webhook.json"), **change})
+    assert response.status_code == 400
+    assert title in response.json()["errors"][0]["title"]
+
+
+def test_a_key_without_the_webhook_roles_gets_403_naming_them(kustomer):
+    reader = add_key(kustomer, "reader", ["org.permission.customer.read"])
+    listed = requests.get(f"{kustomer.url}/v1/outbound-webhooks", headers=reader, timeout=5)
+    assert listed.status_code == 403
+    assert "org.permission.outbound_webhook.read" in listed.json()["errors"][0]["title"]
+    created = create_hook(kustomer, example("create-outbound-webhook.json"), headers=reader)
+    assert created.status_code == 403
+    assert "org.permission.outbound_webhook" in created.json()["errors"][0]["title"]
+
+
+def test_fire_sends_the_documented_event_signed_with_the_issued_token_and_the_webhooks_headers(
+    kustomer, receiver
+):
+    server, received = receiver
+    body = {**example("create-outbound-webhook.json"), "url": f"{server.url}/hook"}
+    body["events"] = ["kustomer.customer.update"]
+    token = create_hook(kustomer, body).json()["data"]["attributes"]["token"]
+    create_hook(kustomer, {**body, "events": ["kustomer.conversation.create"]})  # not subscribed to it
+    event = example("customer-update-event.json")
+    answer = requests.post(
+        f"{kustomer.url}/sandbox/outbound-webhooks/fire", json={"webhook": event}, timeout=5
+    )
+    assert [delivery["status"] for delivery in answer.json()["deliveries"]] == [202]
+    [sent] = received
+    assert (
+        sent["headers"]["X-Kustomer-Webhook-Signature"]
+        == hmac.new(token.encode(), sent["body"], hashlib.sha256).hexdigest()
+    )
+    assert sent["headers"]["X-Source"] == "kustomer"
+    [fact] = parse(json.loads(sent["body"])).facts
+    assert (fact.kind, fact.customer.email, fact.customer.external_id) == (
+        Kind.CUSTOMER_UPSERTED,
+        "jane@example.com",
+        "crm-10427",
+    )
+
+
+@pytest.mark.parametrize("name", ["app-with-outbound-webhook.json", "app-with-dynamic-card.json"])
+def test_kustomers_example_apps_register_once_per_version(kustomer, name):
+    definition = example(name)
+    url = f"{kustomer.url}/v1/apps/available"
+    assert requests.post(url, json=definition, headers=AUTH, timeout=5).status_code == 201
+    again = requests.post(url, json=definition, headers=AUTH, timeout=5)
+    assert again.status_code == 409
+    newer = requests.post(url, json={**definition, "version": "0.0.2"}, headers=AUTH, timeout=5)
+    assert newer.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("broken", "title"),
+    [
+        ({"title": None}, "title is required"),
+        ({"app": "has-dashes"}, "spaces or dashes"),
+        ({"kviews": [{"name": "k", "resource": "customer", "context": "smartbar-card"}]}, "template"),
+        (
+            {"outboundWebhooks": [{"name": "n", "url": "https://x", "events": ["kustomer.csat.create"]}]},
+            "not a subscribable event",
+        ),
+    ],
+)
+def test_an_app_definition_missing_what_kustomer_requires_gets_400(kustomer, broken, title):
+    definition = {**example("app-with-outbound-webhook.json"), **broken}
+    response = requests.post(f"{kustomer.url}/v1/apps/available", json=definition, headers=AUTH, timeout=5)
+    assert response.status_code == 400
+    assert title in response.json()["errors"][0]["title"]
+
+
+def test_registering_an_app_needs_the_apps_role(kustomer):
+    reader = add_key(kustomer, "reader", ["org.permission.customer.read"])
+    response = requests.post(
+        f"{kustomer.url}/v1/apps/available",
+        json=example("app-with-outbound-webhook.json"),
+        headers=reader,
+        timeout=5,
+    )
+    assert response.status_code == 403
+    assert "org.admin.apps" in response.json()["errors"][0]["title"]

@@ -134,8 +134,8 @@ class WorkspaceForm(FlaskForm):
     webhook_secret = PasswordField(
         "Webhook secret",
         validators=[Optional(), Length(min=16, max=500)],
-        description="Only for helpdesks that make their own signing secret (Zendesk, Intercom, Front): "
-        "paste it here. Empty: keep the current one (the set-up guide shows it).",
+        description="Only for helpdesks that make their own signing secret (Kustomer's webhook token, "
+        "Zendesk, Intercom, Front): paste it here. Empty: keep the current one (the set-up guide shows it).",
     )
     csat_threshold = IntegerField(
         "CSAT threshold",

@@ -24,6 +24,7 @@ from app.cli import card_url_template, webhook_url
 from app.crypto import mask
 from app.extensions import db, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
+from app.helpdesks import kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
 from app.klaviyo import probe
 from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
@@ -250,6 +251,22 @@ def rotate_secret(workspace_id: str) -> Response:
     if not form.validate_on_submit():
         abort(400)
     hours = int(form.grace_hours.data)
+    if workspace.helpdesk == "kustomer" and workspace.helpdesk_key:
+        # Kustomer makes the secret (its webhook's token): a new one means a new webhook.
+        try:
+            kustomer_connect.rotate(
+                workspace, webhook_url(workspace), _kustomer(workspace), timedelta(hours=hours)
+            )
+        except kustomer_connect.ConnectError as error:
+            flash(f"Kustomer did not issue a new token: {error}")
+            return redirect(url_for("admin.setup", workspace_id=workspace.id))
+        db.session.commit()
+        flash(
+            f"Kustomer issued a new token; the old one keeps working for {hours} h."
+            if hours
+            else "Kustomer issued a new token; the old one no longer works."
+        )
+        return redirect(url_for("admin.setup", workspace_id=workspace.id))
     workspace.rotate_webhook_secret(timedelta(hours=hours))
     db.session.commit()
     flash(
@@ -259,6 +276,39 @@ def rotate_secret(workspace_id: str) -> Response:
         else "New webhook secret made; the old one no longer works."
     )
     return redirect(url_for("admin.setup", workspace_id=workspace.id))
+
+
+def _kustomer(workspace: Workspace) -> kustomer_connect.KustomerWebhooks:
+    return kustomer_connect.KustomerWebhooks(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+
+
+@bp.post("/workspaces/<workspace_id>/kustomer/connect")
+def connect_kustomer(workspace_id: str) -> Response:
+    """Find or create our outbound webhook in the Kustomer org and keep its token as the secret."""
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    back = redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    if workspace.helpdesk != "kustomer" or not workspace.helpdesk_key:
+        flash("Connect Kustomer needs a Kustomer workspace with its Kustomer API key saved.")
+        return back
+    try:
+        connection = kustomer_connect.connect(
+            workspace, webhook_url(workspace), _kustomer(workspace), timedelta(hours=24)
+        )
+    except kustomer_connect.ConnectError as error:
+        flash(f"Could not connect Kustomer: {error}")
+        return back
+    db.session.commit()
+    done = "Created" if connection.created else "Found"
+    flash(
+        f"{done} our outbound webhook in Kustomer ({connection.webhook.id}); its token is this "
+        "workspace's webhook secret"
+        + (", the previous secret still working for 24 h." if connection.secret_changed else ".")
+    )
+    return back
 
 
 @bp.post("/workspaces/<workspace_id>/setup/rotate-card-token")

@@ -312,15 +312,23 @@ HELPDESK = Helpdesk(
     parse=parse,
     verify=verify,
     guide=SetupGuide(
-        where="Settings → Platform → Outbound Webhooks → Add Webhook: paste the URL, and the secret "
-        "as the signing secret.",
+        # Kustomer makes the signing secret: "The response includes a token. It's the HMAC key for
+        # X-Kustomer-Webhook-Signature", also shown in "Settings → Platform → Outbound webhooks →
+        # Edit → Header information" (docs/events/outbound-webhooks, docs/events/delivery-and-retries).
+        where="Press Connect Kustomer on the workspace's page (or run `flask --app app kustomer connect "
+        "<workspace id>`): with the Kustomer API key it creates the outbound webhook and keeps its token. "
+        "By hand instead: in Kustomer, Settings → Platform → Outbound webhooks → add a webhook with the "
+        "URL and the events below; then open it (Edit → Header information), copy Kustomer's token, and "
+        "paste it into the workspace's settings as its webhook secret.",
         events=(
             "kustomer.conversation.create",
             "kustomer.conversation.update",
             "kustomer.customer.create",
             "kustomer.customer.update",
         ),
-        secret=f"Kustomer signs each webhook with it ({SIGNATURE_HEADER}, HMAC-SHA256 of the body).",
+        secret=f"Kustomer makes it: each webhook is signed with the token Kustomer issued for it "
+        f"({SIGNATURE_HEADER}, hex HMAC-SHA256 of the body), so the workspace's webhook secret must be "
+        "that token.",
         card_query="customer_id={{customer.id}}",
     ),
     defaults={
@@ -331,5 +339,6 @@ HELPDESK = Helpdesk(
     fetch_customer=fetch_customer,
     check_key=check_key,
     api_url="https://api.kustomerapp.com",
-    api_key_hint="A Kustomer API key with the org.permission.customer.read role.",
+    api_key_hint="A Kustomer API key with the org.permission.customer.read role (and, for Connect "
+    "Kustomer, org.permission.outbound_webhook and org.permission.outbound_webhook.read).",
 )
