@@ -52,7 +52,8 @@ def _resource(item: Any) -> OutboundWebhook:
     """
     if not isinstance(item, dict):
         raise ConnectError("Kustomer's answer was not the outbound webhook JSON we expected")
-    attributes = item.get("attributes") if isinstance(item.get("attributes"), dict) else item
+    nested = item.get("attributes")
+    attributes: dict[str, Any] = nested if isinstance(nested, dict) else item
     webhook_id, url = item.get("id") or attributes.get("id"), attributes.get("url")
     if not isinstance(webhook_id, str | int) or not isinstance(url, str):
         raise ConnectError("Kustomer's answer had an outbound webhook without an id or a url")
