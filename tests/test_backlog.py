@@ -120,17 +120,26 @@ def test_a_workspace_enters_backlog_mode_past_its_threshold_and_live_tasks_leave
     assert statuses(ids) == {DeliveryStatus.DELIVERED: 25}
 
 
-def test_an_event_whose_customer_needs_a_lookup_goes_live(app, klaviyo, kustomer):
+def test_customers_we_have_not_stored_are_looked_up_in_kustomer_and_sent_in_bulk(app, klaviyo, kustomer):
     requests.post(
         f"{kustomer.url}/sandbox/customers", json={"id": "cust-new", "email": "new@example.com"}, timeout=5
     ).raise_for_status()
     ids = owe_events(5)
-    [lookup] = outbox.record(
-        workspace(), parse(kustomer_sandbox.conversation_created("conv-new", "cust-new", "Hi"))
+    ws = workspace()
+    [looked_up] = outbox.record(
+        ws, parse(kustomer_sandbox.conversation_created("conv-new", "cust-new", "Hi"))
     ).delivery_ids
-    assert backlog.enter_backlog_mode(workspace().id)
-    outcome = backlog.drain(workspace().id)
-    assert outcome.handed_to_live == [lookup]
-    assert delivery.deliver(lookup).status == DeliveryStatus.DELIVERED  # not skipped: it is the live path's
+    [unknown] = outbox.record(
+        ws, parse(kustomer_sandbox.conversation_created("conv-x", "cust-ghost", "Hi"))
+    ).delivery_ids
+    assert backlog.enter_backlog_mode(ws.id)
+    outcome = backlog.drain(ws.id)
+    assert (outcome.delivered, outcome.requests, outcome.handed_to_live) == (6, 1, [unknown])
     db.session.expire_all()
-    assert statuses([*ids, lookup]) == {DeliveryStatus.DELIVERED: 6}
+    assert statuses([*ids, looked_up]) == {DeliveryStatus.DELIVERED: 6}
+    assert "new@example.com" in {event["email"] for event in klaviyo_events(klaviyo)}
+    lookups = requests.get(f"{kustomer.url}/sandbox/requests", timeout=5).json()["requests"]
+    assert sorted(r["path"] for r in lookups) == ["/v1/customers/cust-ghost", "/v1/customers/cust-new"]
+    # Kustomer does not know the other: the live path waits for their identity (not skipped: it is live's)
+    assert delivery.deliver(unknown).status == DeliveryStatus.WAITING
+    assert stats(klaviyo)["by_operation"].get("create_event", 0) == 0
