@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import and_, func, not_, or_, select, update
 
@@ -37,6 +38,9 @@ from app.push import customers, outcomes
 
 log = logging.getLogger(__name__)
 OWED_HORIZON = timedelta(seconds=60)
+NOTICE_SECONDS = 2.0  # how often each process's live path looks at what a workspace owes
+DRAIN_TASK = "deliveries.drain_backlog"
+_noticed: dict[str, float] = {}  # workspace id -> when this process last looked
 EVENT_KINDS = [kind.value for kind in Kind if kind is not Kind.CUSTOMER_UPSERTED]
 LIVE = "live"  # lease owner of a row the bulk sender handed to the live path (a lookup, a lone retry)
 
@@ -84,6 +88,34 @@ def due_events(workspace_id: str) -> int:
     return db.session.scalar(
         select(func.count()).where(Delivery.workspace_id == workspace_id, *_owed_events(utcnow()))
     )
+
+
+def owns_events(workspace: Workspace) -> bool:
+    """Whether the bulk sender owns this workspace's events; the live path starts it when it owes many.
+
+    Beat checks every few seconds too, but workers starting on a backlog would send hundreds of
+    events one by one before then; each process looks at most every NOTICE_SECONDS.
+    """
+    if in_backlog_mode(workspace.id):
+        return True
+    now = time.monotonic()
+    if (
+        not current_app.config.get("REDIS_URL")
+        or now - _noticed.get(workspace.id, -NOTICE_SECONDS) < NOTICE_SECONDS
+    ):
+        return False
+    _noticed[workspace.id] = now
+    if due_events(workspace.id) <= int(workspace.setting("bulk_threshold")):
+        return False
+    try:
+        if not enter_backlog_mode(workspace.id):
+            return True
+        current_app.extensions["celery"].send_task(DRAIN_TASK, args=[workspace.id])
+    except (KombuError, RedisError, OSError) as error:
+        log.warning("workspace %s: could not start the bulk sender (%s)", workspace.id, error)
+        return False
+    log.info("workspace %s is in backlog mode: sending in bulk", workspace.id)
+    return True
 
 
 def workspaces_in_backlog() -> list[str]:

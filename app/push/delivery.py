@@ -49,7 +49,7 @@ def deliver(delivery_id: int) -> Attempt | None:
     delivery = db.session.get(Delivery, delivery_id)
     workspace = db.session.get(Workspace, delivery.workspace_id)
     bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
-    if bulk_owns and backlog.in_backlog_mode(workspace.id):
+    if bulk_owns and not workspace.paused_reason and backlog.owns_events(workspace):
         delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
         delivery.attempts -= 1
         db.session.commit()
