@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from kombu import Queue
 
 from app.config import Settings
 
@@ -88,6 +89,22 @@ def _instance_secret_key(instance_path: Path) -> str:
     return path.read_text().strip()
 
 
+QUEUES = ("deliveries", "bulk", "cards", "control", "backfills")
+# Task names stay as they were (messages in flight name them); each goes to its queue.
+TASK_ROUTES = {
+    "deliveries.deliver": {"queue": "deliveries"},
+    "deliveries.deliver_many": {"queue": "deliveries"},
+    "deliveries.drain_backlog": {"queue": "bulk"},
+    "insight.refresh_card": {"queue": "cards"},
+    "deliveries.requeue_stale": {"queue": "control"},
+    "deliveries.check_backlogs": {"queue": "control"},
+    "backfills.resume_stale": {"queue": "control"},
+    # Apart from the bulk queue: a backfill's 25 s slices must not hold up a backlog drain, which
+    # owes live events; both share the account's bulk-tier quota through the rate limiter anyway.
+    "backfills.run": {"queue": "backfills"},
+}
+
+
 def _celery_config(
     redis_url: str | None, requeue_interval: float, overrides: dict[str, Any]
 ) -> dict[str, Any]:
@@ -111,6 +128,10 @@ def _celery_config(
             "interval_max": 0.5,
         },
         "task_default_queue": "deliveries",
+        # One queue per kind of work (tasks/ has a module for each), so that thousands of deliveries
+        # never delay a control task; a worker started without -Q consumes them all.
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_routes": TASK_ROUTES,
         "beat_schedule": {
             "requeue-stale-deliveries": {"task": "deliveries.requeue_stale", "schedule": requeue_interval},
             "check-backlogs": {"task": "deliveries.check_backlogs", "schedule": min(5.0, requeue_interval)},

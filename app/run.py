@@ -1,4 +1,4 @@
-"""`make run`: migrate, then the Procfile's web, worker and beat; an embedded Redis when REDIS_URL is unset.
+"""`make run`: migrate, then every Procfile process; an embedded Redis when REDIS_URL is unset.
 
 `--with-sandboxes` also starts the Klaviyo and Kustomer sandboxes and points the service at them;
 `--demo` then sends a few signed Kustomer conversations through it (see `flask demo`).
@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[f"{name.upper()}_API_URL"] = f"http://127.0.0.1:{port}"
         print("sandboxes: Klaviyo on :8100, Kustomer on :8200", flush=True)
     migrate()
-    for name in ("web", "worker", "beat"):
-        children.append(subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=ROOT))
+    for name, command in procfile().items():
+        if name != "release":  # run above, as migrate()
+            children.append(subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT))
     port = int(os.environ.get("PORT", "8000"))
 
     def stop(*_: object) -> None:

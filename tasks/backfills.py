@@ -1,14 +1,11 @@
-"""Backfills started from the admin page, run by a worker a slice at a time (app.backfill does the work)."""
+"""The `backfills` queue: backfills started from the admin page, a slice at a time (app.backfill works)."""
 
 from __future__ import annotations
-
-import logging
 
 from celery import shared_task
 
 from app import backfill
 
-log = logging.getLogger(__name__)
 SLICE_SECONDS = 25.0  # a worker slot is given back this often, so live deliveries are never starved
 
 
@@ -26,13 +23,3 @@ def run_backfill(backfill_id: int, owner: str | None = None) -> None:
     if went_on is not None:
         retry_in, owner = went_on
         run_backfill.apply_async(args=[backfill_id, owner], countdown=retry_in)
-
-
-@shared_task(name="backfills.resume_stale", ignore_result=True, expires=30)
-def resume_stale() -> list[int]:
-    """Restart the chain of any unfinished backfill whose worker went away (its lease ran out)."""
-    ids = backfill.stale_backfills()
-    for backfill_id in ids:
-        log.info("resuming backfill %d, whose worker stopped", backfill_id)
-        run_backfill.delay(backfill_id)
-    return ids

@@ -1,4 +1,4 @@
-"""Card tasks: revalidate a stale card, pre-warm one when a conversation starts."""
+"""The `cards` queue: revalidate a stale card, pre-warm one when a conversation starts."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from celery import signals
 from prometheus_client import multiprocess
 
 from app import create_app, logs
-from tasks import backfills, cards, deliveries  # noqa: F401  (registers the tasks)
+from tasks import backfills, bulk, cards, control, deliveries  # noqa: F401  (registers the tasks)
 
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s]%(context)s %(message)s"
 

@@ -19,7 +19,7 @@ from app.extensions import db
 from app.facts import Kind
 from app.helpdesks import HELPDESKS
 from app.models import Delivery, DeliveryStatus, User, Workspace, new_webhook_secret
-from app.push import delivery
+from app.push import delivery, outcomes
 from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
 
@@ -633,7 +633,7 @@ def test_a_paused_workspace_says_why_and_resumes(app, admin):
 def test_the_resume_button_lifts_a_pause(app, admin):
     with app.app_context():
         ws = workspace()
-        delivery.pause(ws, "Klaviyo refused the private key (401): invalid")
+        outcomes.pause(ws, "Klaviyo refused the private key (401): invalid")
         db.session.commit()
         ws_id = ws.id
     page = f"/admin/workspaces/{ws_id}/deliveries"

@@ -52,11 +52,28 @@ def test_readyz_is_503_when_redis_is_down(tmp_path, monkeypatch):
     assert response.get_json()["checks"]["redis"].startswith("unavailable")
 
 
-def test_the_procfile_runs_web_worker_and_beat():
+def test_the_procfile_runs_web_worker_control_worker_and_beat():
     from app.run import procfile
 
     commands = procfile()
     assert commands["web"].startswith("gunicorn ")
     assert '"app:create_app()"' in commands["web"]
-    assert commands["worker"].startswith("celery -A tasks.worker worker")
+    assert commands["worker"].startswith("celery -A tasks.worker worker -Q deliveries,bulk,cards,backfills ")
+    assert commands["control"].startswith("celery -A tasks.worker worker -Q control ")
     assert commands["beat"].startswith("celery -A tasks.worker beat")
+
+
+def test_every_task_has_a_queue_that_a_procfile_worker_consumes():
+    from app import QUEUES, TASK_ROUTES
+    from app.run import procfile
+    from tasks import worker
+
+    consumed = {
+        queue
+        for command in procfile().values()
+        if " -Q " in command
+        for queue in command.split(" -Q ")[1].split()[0].split(",")
+    }
+    ours = {name for name in worker.celery_app.tasks if not name.startswith("celery.")}
+    assert ours == set(TASK_ROUTES)
+    assert {route["queue"] for route in TASK_ROUTES.values()} == set(QUEUES) == consumed

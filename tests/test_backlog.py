@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import requests
+from flask import Flask, request
 
 from app.extensions import db
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.push import backlog, delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
+from sandbox.serve import ServerThread
 from tests import test_delivery
 from tests.test_delivery import faults, klaviyo_events, workspace
 
@@ -120,17 +122,56 @@ def test_a_workspace_enters_backlog_mode_past_its_threshold_and_live_tasks_leave
     assert statuses(ids) == {DeliveryStatus.DELIVERED: 25}
 
 
-def test_an_event_whose_customer_needs_a_lookup_goes_live(app, klaviyo, kustomer):
+def test_customers_we_have_not_stored_are_looked_up_in_kustomer_and_sent_in_bulk(app, klaviyo, kustomer):
     requests.post(
         f"{kustomer.url}/sandbox/customers", json={"id": "cust-new", "email": "new@example.com"}, timeout=5
     ).raise_for_status()
     ids = owe_events(5)
-    [lookup] = outbox.record(
-        workspace(), parse(kustomer_sandbox.conversation_created("conv-new", "cust-new", "Hi"))
+    ws = workspace()
+    [looked_up] = outbox.record(
+        ws, parse(kustomer_sandbox.conversation_created("conv-new", "cust-new", "Hi"))
     ).delivery_ids
-    assert backlog.enter_backlog_mode(workspace().id)
-    outcome = backlog.drain(workspace().id)
-    assert outcome.handed_to_live == [lookup]
-    assert delivery.deliver(lookup).status == DeliveryStatus.DELIVERED  # not skipped: it is the live path's
+    [unknown] = outbox.record(
+        ws, parse(kustomer_sandbox.conversation_created("conv-x", "cust-ghost", "Hi"))
+    ).delivery_ids
+    assert backlog.enter_backlog_mode(ws.id)
+    outcome = backlog.drain(ws.id)
+    assert (outcome.delivered, outcome.requests, outcome.handed_to_live) == (6, 1, [unknown])
     db.session.expire_all()
-    assert statuses([*ids, lookup]) == {DeliveryStatus.DELIVERED: 6}
+    assert statuses([*ids, looked_up]) == {DeliveryStatus.DELIVERED: 6}
+    assert "new@example.com" in {event["email"] for event in klaviyo_events(klaviyo)}
+    lookups = requests.get(f"{kustomer.url}/sandbox/requests", timeout=5).json()["requests"]
+    assert sorted(r["path"] for r in lookups) == ["/v1/customers/cust-ghost", "/v1/customers/cust-new"]
+    # Kustomer does not know the other: the live path waits for their identity (not skipped: it is live's)
+    assert delivery.deliver(unknown).status == DeliveryStatus.WAITING
+    assert stats(klaviyo)["by_operation"].get("create_event", 0) == 0
+
+
+def test_a_bulk_refusal_naming_no_event_is_split_until_the_bad_event_fails_alone(app, klaviyo):
+    ids = owe_events(9)  # few enough that the splits fit in the bulk tier's burst of 10 a second
+    ws = workspace()
+    bad = outbox.record(ws, parse(kustomer_sandbox.conversation_created("conv-bad", "cust-1", "poison")))
+    seen: list[int] = []
+    refusing = Flask("refuses-the-poisoned-batch")  # a Klaviyo that names no item in its refusal
+
+    @refusing.post("/api/event-bulk-create-jobs")
+    def bulk() -> tuple[dict, int]:
+        entries = request.get_json()["data"]["attributes"]["events-bulk-create"]["data"]
+        seen.append(sum(len(entry["attributes"]["events"]["data"]) for entry in entries))
+        if "poison" in request.get_data(as_text=True):
+            return {"errors": [{"status": 400, "code": "invalid", "detail": "Invalid input."}]}, 400
+        return {}, 202
+
+    with ServerThread(refusing) as server:
+        app.config["KLAVIYO_API_URL"] = server.url
+        outcome = backlog.drain(ws.id)
+    db.session.expire_all()
+    assert statuses(ids) == {DeliveryStatus.DELIVERED: 9}
+    row = db.session.get(Delivery, bad.delivery_ids[0])
+    assert (row.status, row.last_error) == (
+        DeliveryStatus.FAILED,
+        "Klaviyo refused the event (400 invalid): Invalid input.",
+    )
+    assert (outcome.delivered, outcome.failed) == (9, 1)
+    # the bad event is the last: each refused half is halved again, the good halves go through
+    assert seen == [10, 5, 5, 2, 3, 1, 2, 1, 1]

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
-from app import helpdesks
 from app.backfill.sources import Item
-from app.extensions import db, http_session
 from app.facts import Customer, Fact
 from app.models import Workspace
 from app.push import customers
-
-LOOKUP_THREADS = 4
 
 
 def resolve(
@@ -31,7 +24,7 @@ def resolve(
         found |= customers.stored_customers(workspace.id, missing)
         missing -= found.keys()
     if missing:
-        found |= _look_up(workspace, sorted(missing))
+        found |= customers.look_up_customers(workspace, sorted(missing))
     return found
 
 
@@ -40,29 +33,3 @@ def known(fact: Fact, customers: dict[str, Customer | None]) -> Customer | None:
     if fact.customer is not None and fact.customer.identifiable:
         return fact.customer
     return customers.get(fact.customer_id or "") or fact.customer
-
-
-def _look_up(workspace: Workspace, customer_ids: list[str]) -> dict[str, Customer | None]:
-    """Ask the helpdesk's API, a few at a time, and keep what it says as live lookups do."""
-    helpdesk = workspace.helpdesk_info()
-    api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
-    if helpdesk.fetch_customer is None or not api_key or not base_url:
-        return {}
-    session = http_session()
-
-    def fetch(customer_id: str) -> Customer | None:
-        for attempt in range(3):
-            try:
-                return helpdesk.fetch_customer(base_url, api_key, customer_id, session, 10.0)
-            except helpdesks.HelpdeskUnavailable:
-                if attempt == 2:
-                    raise
-                time.sleep(1 + attempt)
-        return None
-
-    with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
-        fetched = dict(zip(customer_ids, pool.map(fetch, customer_ids), strict=True))
-    for customer_id, customer in fetched.items():
-        customers.store_fetched_customer(workspace.id, customer_id, customers.fetched_values(customer), None)
-    db.session.commit()
-    return fetched

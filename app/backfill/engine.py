@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -31,7 +30,7 @@ from app.backfill.sources import Item
 from app.backfill.tally import Tally
 from app.extensions import db, http_session
 from app.facts import Customer, Fact
-from app.klaviyo import mapping, ratelimit
+from app.klaviyo import mapping, ratelimit, send
 from app.models import (
     Backfill,
     BackfillProfileJob,
@@ -39,7 +38,6 @@ from app.models import (
     Workspace,
     utcnow,
 )
-from app.push import backlog
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # items whose customers are resolved together
@@ -247,8 +245,8 @@ class Runner:
             return
         sizes = [len(json.dumps(body, separators=(",", ":"))) for body in bodies]
         if (
-            len(self.events.bodies) + len(bodies) > backlog.MAX_EVENTS
-            or self.events.size + sum(sizes) > backlog.MAX_BYTES
+            len(self.events.bodies) + len(bodies) > send.MAX_EVENTS
+            or self.events.size + sum(sizes) > send.MAX_BYTES
         ):
             self._flush_events()
         batch = self.events
@@ -311,56 +309,63 @@ class Runner:
         db.session.commit()
 
     def _send_events(self, bodies: list[dict[str, Any]], items: list[Item]) -> None:
-        """Send one bulk request; an item Klaviyo names is reported failed and the rest sent again."""
+        """Send in bulk requests; an event Klaviyo refuses is reported failed alone, the rest are sent."""
         if self.backfill.dry_run:
             self.event_problems.count("events_sent", len(bodies))
             return
-        while bodies:
-            try:
-                self._call("POST", backlog.BULK_PATH, mapping.bulk_events_body(bodies, backfill=True))
-            except klaviyo.InvalidRequest as error:
-                named = backlog.named_items(error, bodies)
-                if not named and len(bodies) > 1:  # nothing named: halve until the bad one is alone
-                    half = len(bodies) // 2
-                    self._send_events(bodies[:half], items[:half])
-                    self._send_events(bodies[half:], items[half:])
-                    return
-                for index in sorted(named or {0}, reverse=True):
-                    item, body = items.pop(index), bodies.pop(index)
-                    kind = body["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
-                    reason = f"Klaviyo refused the event ({error.status} {error.code}): {error.detail}"
-                    self.event_problems.add(item, "failed", kind, reason)
-                    self.event_problems.count("events_failed")
-                continue
-            self.event_problems.count("events_sent", len(bodies))
-            return
+
+        def send_batch(indexes: list[int]) -> send.Outcome:
+            part = [bodies[index] for index in indexes]
+            return self._attempt("POST", send.BULK_PATH, mapping.bulk_events_body(part, backfill=True), part)
+
+        def refused(indexes: list[int], outcome: send.Refused) -> None:
+            error = outcome.error
+            reason = f"Klaviyo refused the event ({error.status} {error.code}): {error.detail}"
+            for index in indexes:
+                kind = bodies[index]["data"]["attributes"]["metric"]["data"]["attributes"]["name"]
+                self.event_problems.add(items[index], "failed", kind, reason)
+                self.event_problems.count("events_failed")
+
+        send.send_in_bulk(
+            len(bodies),
+            send_batch,
+            lambda indexes, outcome: self.event_problems.count("events_sent", len(indexes)),
+            refused,
+        )
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One Klaviyo call within the account's shared limits, through 429s and passing failures."""
-        tier = ratelimit.tier_for(method, urlsplit(path).path)
+        outcome = self._attempt(method, path, body)
+        if isinstance(outcome, send.Refused):
+            raise outcome.error
+        return outcome.response
+
+    def _attempt(
+        self, method: str, path: str, body: Any, bulk_bodies: list[dict[str, Any]] | None = None
+    ) -> send.Sent | send.Refused:
+        """Send until Klaviyo takes or refuses the request; waits through throttling and passing failures."""
         failures = 0
         while True:
-            wait = self.limiter.acquire(self.account, tier)
-            if wait > 0:
-                self._wait(wait)
-                continue
-            self.backfill.requests += 1
-            try:
-                return self.client.request(method, path, json=body)
-            except klaviyo.RateLimited as error:
-                self.limiter.pause(self.account, tier, error.retry_after)
-                self._wait(error.retry_after)
-            except (klaviyo.ServerError, klaviyo.TransportError) as error:
-                failures += 1
-                if failures >= KLAVIYO_RETRIES:
-                    raise Stop(
-                        f"Klaviyo keeps failing ({error}); the backfill goes on when resumed."
-                    ) from None
-                self._wait(min(120.0, 2.0 ** (failures - 1)))
-            except klaviyo.AuthError as error:
-                raise Stop(
-                    f"Klaviyo refused the private key ({error.status}): {error.detail}", BackfillStatus.FAILED
-                ) from None
+            outcome = send.send(
+                self.client, self.limiter, self.account, method, path, body, bulk_bodies=bulk_bodies
+            )
+            if not (isinstance(outcome, send.Throttled) and outcome.error is None):
+                self.backfill.requests += 1
+            match outcome:
+                case send.Sent() | send.Refused():
+                    return outcome
+                case send.Throttled(seconds=wait):
+                    self._wait(wait)
+                case send.Retryable(error=error):
+                    failures += 1
+                    if failures >= KLAVIYO_RETRIES:
+                        raise Stop(
+                            f"Klaviyo keeps failing ({error}); the backfill goes on when resumed."
+                        ) from None
+                    self._wait(min(120.0, 2.0 ** (failures - 1)))
+                case send.KeyRefused(error=error):
+                    reason = f"Klaviyo refused the private key ({error.status}): {error.detail}"
+                    raise Stop(reason, BackfillStatus.FAILED) from None
 
     def _wait(self, seconds: float) -> None:
         """Sleep when the run has the time (a CLI run always does); else end the slice here."""

@@ -298,6 +298,12 @@ def profile_body(customer: Customer, settings: MappingSettings) -> dict[str, Any
     return {"data": {"type": "profile", "attributes": map_profile(customer, settings).attributes}}
 
 
+def profile_attributes(body: dict[str, Any]) -> dict[str, Any]:
+    """The profile attributes a profile write or a create-event body carries."""
+    attributes = body["data"]["attributes"]
+    return attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
+
+
 def bulk_layout(bodies: list[dict[str, Any]]) -> list[list[int]]:
     """How `bulk_events_body` groups create-event bodies: per entry (one profile), their indexes."""
     entries: dict[str, list[int]] = {}

@@ -6,38 +6,43 @@ mode its live tasks leave event deliveries to the bulk sender. The outbox's uniq
 (workspace, unique_id) means a batch never holds the same event twice, which Klaviyo would refuse.
 
 Klaviyo refuses a whole bulk request for one bad item, naming it with `source.pointer`: that item is
-marked failed with Klaviyo's reason and the rest are sent again, so a good event never fails
-because of a bad neighbour.
+marked failed with Klaviyo's reason and the rest are sent again; a refusal that names no item is
+split in halves until the bad event is alone (app.klaviyo.send), so a good event never fails
+because of a bad neighbour. Customers we have not stored are looked up in the helpdesk's API here,
+a few at a time, so a backlog of conversations about unknown customers still goes in bulk.
+
+What a workspace owes counts events due now and those due within `OWED_HORIZON` (the rate limiter
+pushes deliveries a few seconds ahead), but not those backing off after Klaviyo failed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, not_, or_, select, update
 
-from app import klaviyo, logs, metrics
+from app import helpdesks, klaviyo, logs, metrics
 from app.extensions import db, http_session, redis_client
-from app.facts import Kind, fact_from_dict
-from app.klaviyo import mapping, ratelimit
+from app.facts import Customer, Kind, fact_from_dict
+from app.klaviyo import mapping, ratelimit, send
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
-from app.push import customers, delivery
+from app.push import customers, outcomes
 
 log = logging.getLogger(__name__)
-BULK_PATH = "/api/event-bulk-create-jobs"
-MAX_EVENTS = 1000
-MAX_BYTES = 5 * 1024 * 1024 - 64 * 1024  # Klaviyo's 5 MB, less room for the envelope
+OWED_HORIZON = timedelta(seconds=60)
+NOTICE_SECONDS = 2.0  # how often each process's live path looks at what a workspace owes
+DRAIN_TASK = "deliveries.drain_backlog"
+_noticed: dict[str, float] = {}  # workspace id -> when this process last looked
 EVENT_KINDS = [kind.value for kind in Kind if kind is not Kind.CUSTOMER_UPSERTED]
 LIVE = "live"  # lease owner of a row the bulk sender handed to the live path (a lookup, a lone retry)
-_POINTER = re.compile(r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?")
 
 
 @dataclass
@@ -66,27 +71,59 @@ def in_backlog_mode(workspace_id: str) -> bool:
         return False
 
 
-def _due_events(now: datetime) -> tuple:
-    """What the bulk sender may send: pending events (not profile writes) whose time has come."""
+def _owed_events(now: datetime) -> tuple:
+    """What the bulk sender may send: pending events (not profile writes) due now or soon, not backing off."""
     return (
         Delivery.status == DeliveryStatus.PENDING,
         Delivery.kind.in_(EVENT_KINDS),
-        Delivery.next_attempt_at <= now,
+        or_(
+            Delivery.next_attempt_at <= now,
+            and_(Delivery.next_attempt_at <= now + OWED_HORIZON, not_(outcomes.waits_for_klaviyo())),
+        ),
     )
 
 
 def due_events(workspace_id: str) -> int:
+    """How many events the workspace owes Klaviyo that the bulk sender may send now."""
     return db.session.scalar(
-        select(func.count()).where(Delivery.workspace_id == workspace_id, *_due_events(utcnow()))
+        select(func.count()).where(Delivery.workspace_id == workspace_id, *_owed_events(utcnow()))
     )
 
 
+def owns_events(workspace: Workspace) -> bool:
+    """Whether the bulk sender owns this workspace's events; the live path starts it when it owes many.
+
+    Beat checks every few seconds too, but workers starting on a backlog would send hundreds of
+    events one by one before then; each process looks at most every NOTICE_SECONDS.
+    """
+    if in_backlog_mode(workspace.id):
+        return True
+    now = time.monotonic()
+    if (
+        not current_app.config.get("REDIS_URL")
+        or now - _noticed.get(workspace.id, -NOTICE_SECONDS) < NOTICE_SECONDS
+    ):
+        return False
+    _noticed[workspace.id] = now
+    if due_events(workspace.id) <= int(workspace.setting("bulk_threshold")):
+        return False
+    try:
+        if not enter_backlog_mode(workspace.id):
+            return True
+        current_app.extensions["celery"].send_task(DRAIN_TASK, args=[workspace.id])
+    except (KombuError, RedisError, OSError) as error:
+        log.warning("workspace %s: could not start the bulk sender (%s)", workspace.id, error)
+        return False
+    log.info("workspace %s is in backlog mode: sending in bulk", workspace.id)
+    return True
+
+
 def workspaces_in_backlog() -> list[str]:
-    """Workspaces owing more due events than their bulk threshold (beat asks every interval)."""
+    """Workspaces owing more events than their bulk threshold (beat asks every interval)."""
     rows = db.session.execute(
         select(Delivery.workspace_id, func.count())
         .join(Workspace, Workspace.id == Delivery.workspace_id)
-        .where(*_due_events(utcnow()), Workspace.paused_reason.is_(None))
+        .where(*_owed_events(utcnow()), Workspace.paused_reason.is_(None))
         .group_by(Delivery.workspace_id)
     ).all()
     found = []
@@ -122,7 +159,7 @@ def _claim(workspace_id: str, owner: str, limit: int) -> list[Delivery]:
         select(Delivery.id)
         .where(
             Delivery.workspace_id == workspace_id,
-            *_due_events(now),
+            *_owed_events(now),
             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
             or_(Delivery.lease_owner.is_(None), Delivery.lease_owner != LIVE),
         )
@@ -155,7 +192,7 @@ def _release(rows: list[Delivery], **values: object) -> None:
 
 
 def drain(workspace_id: str, seconds: float = 20.0) -> Drained:
-    """Send a workspace's due events in bulk requests for up to `seconds`; what happened."""
+    """Send a workspace's owed events in bulk requests for up to `seconds`; what happened."""
     logs.bind_workspace(workspace_id)
     workspace = db.session.get(Workspace, workspace_id)
     outcome = Drained()
@@ -165,19 +202,15 @@ def drain(workspace_id: str, seconds: float = 20.0) -> Drained:
     client = klaviyo.KlaviyoClient(
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session(), timeout=30
     )
-    limiter: ratelimit.Limiter = current_app.extensions["limiter"]
-    account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", BULK_PATH)
     while time.monotonic() < deadline:
         owner = str(uuid.uuid4())
-        rows = _claim(workspace_id, owner, MAX_EVENTS)
+        rows = _claim(workspace_id, owner, send.MAX_EVENTS)
         if not rows:
             return outcome
         batch, bodies = _prepare(workspace, rows, outcome)
-        if batch:
-            stop = _send(workspace, client, limiter, account, tier, batch, bodies, outcome)
-            if stop:
-                db.session.commit()
-                return outcome
+        if batch and _send(workspace, client, batch, bodies, outcome):
+            db.session.commit()
+            return outcome
         db.session.commit()
     outcome.more = True
     return outcome
@@ -188,15 +221,15 @@ def _prepare(
 ) -> tuple[list[Delivery], list[dict]]:
     """The create-event bodies of the claimed rows that fit in one request; the rest go back."""
     settings = workspace.mapping_settings()
-    stored = customers.stored_customers(workspace.id, {row.customer_id for row in rows if row.customer_id})
+    known = _customers(workspace, rows)
     batch, bodies, size, deferred, live = [], [], 0, [], []
     for row in rows:
         fact = fact_from_dict(row.fact)
         try:
             inline = fact.customer if fact.customer is not None and fact.customer.identifiable else None
-            customer = inline or stored.get(row.customer_id)
+            customer = inline or known.get(row.customer_id)
             if customer is None or not customer.identifiable:
-                live.append(row)  # needs a helpdesk lookup or a wait: the live path
+                live.append(row)  # the helpdesk does not know them, or knows no email or phone: wait live
                 continue
             body = mapping.event_body(fact, customer, settings, workspace.id)
         except mapping.MappingError as error:
@@ -204,17 +237,36 @@ def _prepare(
             outcome.failed += 1
             continue
         length = len(json.dumps(body, separators=(",", ":")))
-        if size + length > MAX_BYTES:
+        if size + length > send.MAX_BYTES:
             deferred.append(row)
             continue
         size += length
         row.request_body = body
-        row.email = delivery.profile_attributes(body).get("email")
+        row.email = mapping.profile_attributes(body).get("email")
         batch.append(row)
         bodies.append(body)
     _release(deferred, next_attempt_at=utcnow())
     _to_live(live, outcome)
     return batch, bodies
+
+
+def _customers(workspace: Workspace, rows: list[Delivery]) -> dict[str, Customer | None]:
+    """The customers the rows name: stored ones, else the helpdesk API's answer (none if it fails)."""
+    wanted = {row.customer_id for row in rows if row.customer_id and not _names_customer(row)}
+    known: dict[str, Customer | None] = dict(customers.stored_customers(workspace.id, wanted))
+    try:
+        known |= customers.look_up_customers(workspace, sorted(wanted - known.keys()))
+    except (helpdesks.HelpdeskAuthError, helpdesks.HelpdeskUnavailable) as error:
+        # the live path looks each one up again and records the helpdesk's answer on its row
+        log.warning("workspace %s: customer lookups failed (%s); sending those live", workspace.id, error)
+        db.session.rollback()
+    return known
+
+
+def _names_customer(row: Delivery) -> bool:
+    """Whether the webhook itself said who the customer is (an email or a phone)."""
+    customer = fact_from_dict(row.fact).customer
+    return customer is not None and customer.identifiable
 
 
 def _to_live(rows: list[Delivery], outcome: Drained) -> None:
@@ -224,75 +276,70 @@ def _to_live(rows: list[Delivery], outcome: Drained) -> None:
     outcome.handed_to_live += [row.id for row in rows]
 
 
-def _send(workspace, client, limiter, account, tier, batch, bodies, outcome: Drained) -> bool:
-    """One bulk request, then again without each item Klaviyo names; True when the run must stop."""
-    while batch:
-        wait = limiter.acquire(account, tier)
-        if wait > 0:  # our share of the bulk tier is used up for now
-            _release(batch, next_attempt_at=utcnow())
+def _send(
+    workspace: Workspace,
+    client: klaviyo.KlaviyoClient,
+    batch: list[Delivery],
+    bodies: list[dict],
+    outcome: Drained,
+) -> bool:
+    """Send the batch in bulk requests (bad events failed alone); True when the run must stop."""
+    limiter: ratelimit.Limiter = current_app.extensions["limiter"]
+    account = ratelimit.account_key(workspace.klaviyo_key)
+
+    def send_batch(indexes: list[int]) -> send.Outcome:
+        part = [bodies[index] for index in indexes]
+        result = send.send(
+            client, limiter, account, "POST", send.BULK_PATH, mapping.bulk_events_body(part), bulk_bodies=part
+        )
+        if not (isinstance(result, send.Throttled) and result.error is None):
+            outcome.requests += 1
+        return result
+
+    def sent(indexes: list[int], result: send.Sent) -> None:
+        rows = [batch[index] for index in indexes]
+        _release(
+            rows,
+            status=DeliveryStatus.DELIVERED,
+            delivered_at=utcnow(),
+            response_status=result.response.status_code,
+        )
+        for row in rows:
+            row.last_error = f"Sent in a bulk request of {len(rows)} events."
+            metrics.delivery_settled(row.kind, DeliveryStatus.DELIVERED, row.created_at)
+        outcome.delivered += len(rows)
+        outcomes.note_recovery(workspace, account)
+
+    def refused(indexes: list[int], result: send.Refused) -> None:
+        error = result.error
+        for row in (batch[index] for index in indexes):
+            row.response_status, row.response_body = error.status, error.response_text
+            _release([row], status=DeliveryStatus.FAILED)
+            row.last_error = f"Klaviyo refused the event ({error.status} {error.code}): {error.detail}"
+            outcome.failed += 1
+
+    stopped = send.send_in_bulk(len(batch), send_batch, sent, refused)
+    if stopped is None:
+        return False
+    result, unsent = stopped
+    rows = [batch[index] for index in unsent]
+    match result:
+        case send.Throttled(seconds=wait, error=None):  # our share of the bulk tier is used up for now
+            _release(rows, next_attempt_at=utcnow())
             outcome.retry_in = wait
-            return True
-        outcome.requests += 1
-        try:
-            response = client.request("POST", BULK_PATH, json=mapping.bulk_events_body(bodies))
-        except klaviyo.RateLimited as error:
-            limiter.pause(account, tier, error.retry_after)
-            _release(batch, next_attempt_at=utcnow() + timedelta(seconds=error.retry_after))
-            outcome.retry_in = error.retry_after
-            return True
-        except (klaviyo.ServerError, klaviyo.TransportError) as error:
-            for row in batch:
-                row.response_status, row.last_error = error.status, str(error)
-                attempt = delivery.backoff(workspace, row, row.age_seconds())
+        case send.Throttled(seconds=wait):
+            _release(rows, next_attempt_at=utcnow() + timedelta(seconds=wait))
+            outcome.retry_in = wait
+        case send.Retryable(error=error):
+            for row in rows:
+                outcomes.record_response(row, error)
+                attempt = outcomes.backoff(workspace, row, row.age_seconds())
                 _release([row], status=attempt.status)
                 if attempt.retry_in is not None:
                     row.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
-            delivery.note_outage(account)
+            outcomes.note_outage(account)
             outcome.retry_in = current_app.config["RETRY_BASE_SECONDS"]
-            return True
-        except klaviyo.AuthError as error:
-            delivery.pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
-            _release(batch)
-            return True
-        except klaviyo.InvalidRequest as error:
-            bad = named_items(error, bodies)
-            if not bad:  # nothing to single out: each goes alone, through the live path
-                _to_live(batch, outcome)
-                return False
-            for index in sorted(bad, reverse=True):
-                row = batch.pop(index)
-                bodies.pop(index)
-                row.response_status, row.response_body = error.status, error.response_text
-                _release([row], status=DeliveryStatus.FAILED)
-                row.last_error = f"Klaviyo refused the event ({error.status} {error.code}): {error.detail}"
-                outcome.failed += 1
-            continue
-        now = utcnow()
-        note = f"Sent in a bulk request of {len(batch)} events."
-        _release(
-            batch, status=DeliveryStatus.DELIVERED, delivered_at=now, response_status=response.status_code
-        )
-        for row in batch:
-            row.last_error = note
-            metrics.delivery_settled(row.kind, DeliveryStatus.DELIVERED, row.created_at)
-        outcome.delivered += len(batch)
-        delivery.note_recovery(workspace, account)
-        return False
-    return False
-
-
-def named_items(error: klaviyo.KlaviyoError, bodies: list[dict]) -> set[int]:
-    """The indexes, in `bodies`, of the events Klaviyo's error pointers name (a whole entry: all of it)."""
-    layout = mapping.bulk_layout(bodies)
-    named = set()
-    for item in error.errors or []:
-        pointer = ((item.get("source") or {}).get("pointer") or "") if isinstance(item, dict) else ""
-        match = _POINTER.match(pointer)
-        if not match or int(match[1]) >= len(layout):
-            continue
-        entry = layout[int(match[1])]
-        if match[2] is None:
-            named.update(entry)
-        elif int(match[2]) < len(entry):
-            named.add(entry[int(match[2])])
-    return named
+        case send.KeyRefused(error=error):
+            outcomes.key_refused(workspace, error)
+            _release(rows)
+    return True

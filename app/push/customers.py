@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import helpdesks
 from app.extensions import db, http_session
 from app.facts import Customer as CustomerFact
 from app.models import Customer, Workspace, utcnow
 
 CUSTOMER_CACHE = timedelta(minutes=5)
+LOOKUP_THREADS = 4
 
 
 def store_customer(workspace_id: str, customer: CustomerFact) -> bool:
@@ -124,3 +128,33 @@ def store_fetched_customer(
         setattr(row, name, value)
     db.session.flush()
     return row
+
+
+def look_up_customers(workspace: Workspace, customer_ids: list[str]) -> dict[str, CustomerFact | None]:
+    """Ask the helpdesk's API for many customers, a few at a time, and keep what it says; errors propagate.
+
+    A customer the helpdesk does not know is kept as fetched without values (None in the answer), so
+    the live path waits for their identity instead of asking again at once.
+    """
+    helpdesk = workspace.helpdesk_info()
+    api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
+    if helpdesk.fetch_customer is None or not api_key or not base_url or not customer_ids:
+        return {}
+    session = http_session()
+
+    def fetch(customer_id: str) -> CustomerFact | None:
+        for attempt in range(3):
+            try:
+                return helpdesk.fetch_customer(base_url, api_key, customer_id, session, 10.0)
+            except helpdesks.HelpdeskUnavailable:
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
+        return None
+
+    with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
+        fetched = dict(zip(customer_ids, pool.map(fetch, customer_ids), strict=True))
+    for customer_id, customer in fetched.items():
+        store_fetched_customer(workspace.id, customer_id, fetched_values(customer), None)
+    db.session.commit()
+    return fetched

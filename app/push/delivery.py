@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 
 from app import helpdesks, klaviyo, logs, metrics
-from app.extensions import db, http_session, redis_client
+from app.extensions import db, http_session
 from app.facts import Kind, fact_from_dict
-from app.klaviyo import mapping, ratelimit
+from app.klaviyo import mapping, ratelimit, send
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
-from app.push import backlog
+from app.push import backlog, outcomes
 from app.push.customers import resolve_customer, stored_customer
+from app.push.outcomes import Attempt, fail
 
 log = logging.getLogger(__name__)
 
-BACKOFF_CAP = 1800.0
 IDENTITY_RECHECK = 300.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one try decided: the status, and when to try again (None: do not)."""
-
-    status: str
-    retry_in: float | None = None
-    note: str | None = None  # kept on a delivered row, e.g. a profile conflict worked around
-    prewarm: tuple[str, str, str] | None = None  # (workspace, email or phone, value) of a card to fetch now
 
 
 def claim(delivery_id: int) -> bool:
@@ -63,7 +50,7 @@ def deliver(delivery_id: int) -> Attempt | None:
     workspace = db.session.get(Workspace, delivery.workspace_id)
     logs.bind_workspace(workspace.id)
     bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
-    if bulk_owns and backlog.in_backlog_mode(workspace.id):
+    if bulk_owns and not workspace.paused_reason and backlog.owns_events(workspace):
         delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
         delivery.attempts -= 1
         db.session.commit()
@@ -78,7 +65,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         db.session.rollback()
         delivery = db.session.get(Delivery, delivery_id)
         delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
-        attempt = backoff(workspace, delivery, delivery.age_seconds())
+        attempt = outcomes.backoff(workspace, delivery, delivery.age_seconds())
     delivery.status = attempt.status
     delivery.lease_until = None
     if attempt.retry_in is not None:
@@ -87,7 +74,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         delivery.delivered_at = utcnow()
         delivery.last_error = attempt.note
         if delivery.kind == Kind.CONVERSATION_CREATED.value:  # an agent is about to open this customer's card
-            profile = profile_attributes(delivery.request_body)
+            profile = mapping.profile_attributes(delivery.request_body)
             kind, value = (
                 ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
             )
@@ -105,7 +92,7 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
         if fact.kind is Kind.CUSTOMER_UPSERTED:
             customer = stored_customer(workspace.id, delivery.customer_id) or fact.customer
             if customer is None or not customer.identifiable:
-                return _fail(delivery, "The customer has neither an email address nor a phone number.")
+                return fail(delivery, "The customer has neither an email address nor a phone number.")
             mapped = mapping.map_profile(customer, settings)
             body = {"data": {"type": "profile", "attributes": mapped.attributes}}
             return _send(workspace, delivery, klaviyo_path(fact.kind), body, age, mapped.problems)
@@ -114,14 +101,14 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
             return _wait_for_identity(workspace, delivery, age)
         body = mapping.event_body(fact, customer, settings, workspace.id)
     except mapping.MappingError as error:
-        return _fail(delivery, str(error))
+        return fail(delivery, str(error))
     except helpdesks.HelpdeskAuthError as error:
-        return _fail(
+        return fail(
             delivery, f"The {workspace.helpdesk} API refused our key while looking up the customer: {error}"
         )
     except helpdesks.HelpdeskUnavailable as error:
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
-        return backoff(workspace, delivery, age)
+        return outcomes.backoff(workspace, delivery, age)
     return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
 
 
@@ -138,132 +125,65 @@ def _send(
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
     delivery.request_body = body
-    delivery.email = profile_attributes(body).get("email")
+    delivery.email = mapping.profile_attributes(body).get("email")
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
-    account, tier = ratelimit.account_key(workspace.klaviyo_key), ratelimit.tier_for("POST", path)
-    wait = limiter.acquire(account, tier)
-    if wait > 0:
-        delivery.attempts -= 1  # waiting for our share of the account's quota is not a failed try
-        return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
+    account = ratelimit.account_key(workspace.klaviyo_key)
+    outcome = send.send(client, limiter, account, "POST", path, body)
     note = None
-    try:
-        try:
-            response = client.request("POST", path, json=body)
-        except klaviyo.DuplicateProfile as conflict:
-            if "email" not in profile_attributes(body):
-                raise
-            # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
-            note = f"Klaviyo profile conflict with {conflict.duplicate_profile_id}; sent by email only."
-            body = mapping.email_only(body)
-            delivery.request_body = body
-            response = client.request("POST", path, json=body)
-    except klaviyo.RateLimited as error:
-        _record_response(delivery, error)
-        limiter.pause(account, tier, error.retry_after)
-        if age >= workspace.setting("max_age_seconds"):
-            return backoff(workspace, delivery, age)
-        return Attempt(DeliveryStatus.PENDING, error.retry_after + random.uniform(0, 1))
-    except (klaviyo.ServerError, klaviyo.TransportError) as error:
-        _record_response(delivery, error)
-        note_outage(account)
-        return backoff(workspace, delivery, age)
-    except klaviyo.AuthError as error:
-        _record_response(delivery, error)
-        pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
-        return Attempt(DeliveryStatus.PENDING)
-    except klaviyo.KlaviyoError as error:
-        _record_response(delivery, error)
-        return _fail(delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}")
+    if (
+        isinstance(outcome, send.Refused)
+        and isinstance(outcome.error, klaviyo.DuplicateProfile)
+        and "email" in mapping.profile_attributes(body)
+    ):
+        # Two Klaviyo profiles own this email and phone: send once more, identified by email only.
+        note = f"Klaviyo profile conflict with {outcome.error.duplicate_profile_id}; sent by email only."
+        body = mapping.email_only(body)
+        delivery.request_body = body
+        outcome = send.send(client, limiter, account, "POST", path, body)
+    match outcome:
+        case send.Throttled(seconds=wait, error=None):
+            delivery.attempts -= 1  # waiting for our share of the account's quota is not a failed try
+            return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
+        case send.Throttled(seconds=wait, error=error):
+            outcomes.record_response(delivery, error)
+            if age >= workspace.setting("max_age_seconds"):
+                return outcomes.backoff(workspace, delivery, age)
+            return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 1))
+        case send.Retryable(error=error):
+            outcomes.record_response(delivery, error)
+            outcomes.note_outage(account)
+            return outcomes.backoff(workspace, delivery, age)
+        case send.KeyRefused(error=error):
+            outcomes.record_response(delivery, error)
+            outcomes.key_refused(workspace, error)
+            return Attempt(DeliveryStatus.PENDING)
+        case send.Refused(error=error):
+            outcomes.record_response(delivery, error)
+            return fail(
+                delivery, f"Klaviyo refused the request ({error.status} {error.code}): {error.detail}"
+            )
+    response = outcome.response
     delivery.response_status = response.status_code
     delivery.response_body = response.text[:2000] or None
-    note_recovery(workspace, account)
+    outcomes.note_recovery(workspace, account)
     notes = [note] if note else []
     if left_out:
         notes.append("Sent without invalid values: " + " ".join(left_out))
     return Attempt(DeliveryStatus.DELIVERED, note=" ".join(notes) or None)
 
 
-def profile_attributes(body: dict) -> dict:
-    attributes = body["data"]["attributes"]
-    return attributes["profile"]["data"]["attributes"] if "profile" in attributes else attributes
-
-
-def _record_response(delivery: Delivery, error: klaviyo.KlaviyoError) -> None:
-    delivery.response_status = error.status
-    delivery.response_body = error.response_text
-    delivery.last_error = str(error)
-
-
-def _fail(delivery: Delivery, reason: str) -> Attempt:
-    delivery.last_error = reason
-    return Attempt(DeliveryStatus.FAILED)
-
-
-def backoff(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
-    """Exponential backoff with full jitter, until the workspace's max age; then dead (replayable)."""
-    if age >= workspace.setting("max_age_seconds"):
-        delivery.last_error = (
-            f"Gave up after {delivery.attempts} attempts over {age / 3600:.1f} h: {delivery.last_error}"
-        )
-        return Attempt(DeliveryStatus.DEAD)
-    base = current_app.config["RETRY_BASE_SECONDS"]
-    ceiling = min(BACKOFF_CAP, base * 2 ** min(delivery.attempts - 1, 20))
-    return Attempt(DeliveryStatus.PENDING, random.uniform(ceiling / 2, ceiling))
-
-
 def _wait_for_identity(workspace: Workspace, delivery: Delivery, age: float) -> Attempt:
     waited = workspace.setting("identity_wait_seconds")
     if delivery.customer_id is None:
-        return _fail(delivery, "The conversation names no customer, so there is no one to record it on.")
+        return fail(delivery, "The conversation names no customer, so there is no one to record it on.")
     if age >= waited:
-        return _fail(
+        return fail(
             delivery,
             f"Customer {delivery.customer_id} still has neither an email address nor a phone number "
             f"after {waited / 3600:.1f} h.",
         )
     delivery.last_error = f"Waiting for customer {delivery.customer_id}'s email address or phone number."
     return Attempt(DeliveryStatus.WAITING, min(IDENTITY_RECHECK, max(1.0, waited - age)))
-
-
-def note_outage(account: str) -> None:
-    """Klaviyo failed on this account: remember it, so the first success brings the retries forward."""
-    if current_app.config.get("REDIS_URL"):
-        with contextlib.suppress(RedisError):
-            redis_client(current_app).set(f"klaviyo-down:{account}", "1", ex=24 * 3600)
-
-
-def note_recovery(workspace: Workspace, account: str) -> None:
-    """Klaviyo answers again after failing: what waits in backoff for it is due now, not in 30 minutes."""
-    if not current_app.config.get("REDIS_URL"):
-        return
-    try:
-        was_down = redis_client(current_app).delete(f"klaviyo-down:{account}")
-    except RedisError:
-        return
-    if was_down:
-        recovered = db.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.workspace_id == workspace.id,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.next_attempt_at > utcnow(),
-                or_(Delivery.response_status >= 500, Delivery.last_error.like("Klaviyo did not answer%")),
-            )
-            .values(next_attempt_at=utcnow())
-        )
-        log.info(
-            "Klaviyo answers again: %d deliveries of workspace %s are due now",
-            recovered.rowcount,
-            workspace.id,
-        )
-
-
-def pause(workspace: Workspace, reason: str) -> None:
-    """Stop sending for a workspace until its key is fixed; the reason is shown to the admin."""
-    if not workspace.paused_reason:
-        log.warning("pausing workspace %s: %s", workspace.id, reason)
-    workspace.paused_reason = reason
-    workspace.paused_at = utcnow()
 
 
 def resume(workspace: Workspace) -> list[int]:

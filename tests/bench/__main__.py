@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.bench import backfill, card, delivery, intake
+from tests.bench import backfill, backlog, card, delivery, intake
 
-BENCHMARKS = {"intake": intake, "delivery": delivery, "card": card, "backfill": backfill}
+BENCHMARKS = {"intake": intake, "delivery": delivery, "card": card, "backfill": backfill, "backlog": backlog}
 
 
 def main() -> int:

@@ -157,6 +157,7 @@ def _backlog(env: dict[str, str], klaviyo: str, workspace: dict) -> tuple[str, s
     started = time.monotonic()
     with (
         process(procfile()["worker"], {**env, "WORKER_CONCURRENCY": "2"}, logs / "worker-backlog.log"),
+        process(procfile()["control"], env, logs / "control-backlog.log"),
         process(procfile()["beat"], env, logs / "beat.log"),
     ):
         while time.monotonic() - started < 300:
