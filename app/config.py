@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,9 +72,10 @@ class Settings:
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
+    backfill_poll_seconds: float = 2.0  # how often a backfill asks Klaviyo how an import job is doing
 
     @classmethod
-    def from_env(cls, instance_path: Path, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, instance_path: Path, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         sqlite_path = instance_path / "helpdesk-klaviyo.sqlite3"
         helpdesk_urls = {"kustomer": "https://api.kustomerapp.com"}
@@ -97,6 +99,7 @@ class Settings:
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),
             retry_base_seconds=_seconds(env, "RETRY_BASE_SECONDS", 5.0),
             klaviyo_rate_fraction=_fraction(env, "KLAVIYO_RATE_FRACTION", 1.0),
+            backfill_poll_seconds=_seconds(env, "BACKFILL_POLL_SECONDS", 2.0),
         )
 
     def as_flask_config(self) -> dict[str, object]:
