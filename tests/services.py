@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -25,9 +25,12 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.serve import ServerThread
+
+if TYPE_CHECKING:
+    from tests.conftest import AppFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -152,25 +155,29 @@ def service(
     klaviyo,
     kustomer: ServerThread,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    make_app: AppFactory,
 ) -> Iterator[Service]:
-    """A migrated database, an empty Redis, both sandboxes and the app; `service.start` runs workers."""
+    """A migrated database, an empty Redis, both sandboxes and the app; `service.start` runs workers.
+
+    The app and the workers read the same settings: the app from its factory, the workers (as a user
+    runs them) from their environment.
+    """
     Redis.from_url(redis_url).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": SECRET_KEY,
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "DELIVERY_LEASE_SECONDS": "8",
-        "REQUEUE_AFTER_SECONDS": "3",
-        "REQUEUE_INTERVAL_SECONDS": "1",
-        "RETRY_BASE_SECONDS": "0.5",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path / "instance"})
+    app = make_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": SECRET_KEY,
+            "KLAVIYO_API_URL": klaviyo.url,
+            "KUSTOMER_API_URL": kustomer.url,
+            "DELIVERY_LEASE_SECONDS": "8",
+            "REQUEUE_AFTER_SECONDS": "3",
+            "REQUEUE_INTERVAL_SECONDS": "1",
+            "RETRY_BASE_SECONDS": "0.5",
+        },
+        INSTANCE_PATH=tmp_path / "instance",
+    )
+    env = make_app.process_env()
     with app.app_context():
         from flask_migrate import upgrade
 
