@@ -105,6 +105,7 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     return path, conversations
 
 
+@pytest.mark.slow
 def test_a_year_of_history_arrives_once_marked_backfill(app, klaviyo, run_cli, year, tmp_path):
     path, conversations = year
     code, out, err = finish(run_cli("--file", str(path), "--report", str(tmp_path / "report.csv")))
@@ -129,6 +130,7 @@ def test_a_year_of_history_arrives_once_marked_backfill(app, klaviyo, run_cli, y
         assert list(csv.reader(handle)) == [list(backfill.report.CSV_COLUMNS)]
 
 
+@pytest.mark.slow
 def test_an_interrupted_backfill_goes_on_from_its_checkpoint_and_sends_nothing_twice(
     app, klaviyo, run_cli, year
 ):
@@ -148,6 +150,7 @@ def test_an_interrupted_backfill_goes_on_from_its_checkpoint_and_sends_nothing_t
     assert stats(klaviyo)["dropped_duplicates"] == 0  # not one event went to Klaviyo twice
 
 
+@pytest.mark.slow
 def test_a_backfill_killed_mid_request_resumes_and_klaviyo_records_each_event_once(
     app, klaviyo, run_cli, tmp_path
 ):
