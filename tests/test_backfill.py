@@ -252,6 +252,23 @@ def test_history_from_kustomers_api_pages_past_the_search_reach(app, klaviyo, ku
     assert len(searches) >= 250
 
 
+def test_a_slice_whose_time_is_up_stops_at_a_checkpoint_and_the_next_goes_on_from_it(app, klaviyo, tmp_path):
+    customers, conversations = history(1_500, seed=4)
+    path = write_history(tmp_path / "export.jsonl", customers, conversations)
+    row, _ = backfill.start(workspace(), path=path, org_name=ORG)
+    ticks = iter(range(0, 10_000, 20))  # each look at the clock finds it 20 s later
+    first = Runner(row, backfill.source_for(row), sleep=lambda seconds: None, clock=lambda: next(ticks))
+    assert first.run(seconds=25) is not None  # a worker's slice: the chain goes on
+    db.session.refresh(row)
+    assert row.status == BackfillStatus.RUNNING
+    assert 0 < row.events_sent < sum(expected_events(conversations).values())
+    assert row.seconds_spent % 20 == 0  # counted on the runner's clock, not the real one
+    row = run_here(row)
+    assert row.status == BackfillStatus.COMPLETE
+    assert recorded(klaviyo) == expected_events(conversations)
+    assert stats(klaviyo)["dropped_duplicates"] == 0
+
+
 def test_an_event_already_sent_live_is_not_recorded_again(app, klaviyo, tmp_path):
     customers, conversations = history(50, seed=2)
     first = conversations[0]
