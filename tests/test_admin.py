@@ -12,13 +12,12 @@ import pytest
 import requests
 from flask_migrate import upgrade
 from redis import Redis
-from werkzeug.security import generate_password_hash
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.extensions import db
 from app.facts import Kind
 from app.helpdesks import HELPDESKS
-from app.models import Delivery, DeliveryStatus, User, Workspace, new_webhook_secret
+from app.models import Delivery, DeliveryStatus, User, Workspace, hash_password, new_webhook_secret
 from app.push import delivery, outcomes
 from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
@@ -28,14 +27,16 @@ HELPDESK_KEY = "kustomer-live-key-7c1f0b2e9d"
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer, redis_url):
+def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
     Redis.from_url(redis_url).flushdb()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'admin.sqlite3'}")
-    monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
-    monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
-    monkeypatch.setenv("SECRET_KEY", "admin-tests")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.sqlite3'}",
+        "KLAVIYO_API_URL": klaviyo.url,
+        "KUSTOMER_API_URL": kustomer.url,
+        "SECRET_KEY": "admin-tests",
+    }
+    app = make_app(env, DELIVERY_ENQUEUE=False)
     requests.post(
         f"{kustomer.url}/sandbox/api-keys",
         json={"key": HELPDESK_KEY, "roles": list(kustomer_sandbox.DEMO_KEY_ROLES)},  # rotation asks Kustomer
@@ -43,7 +44,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer, redi
     ).raise_for_status()
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=generate_password_hash(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.helpdesk_key = HELPDESK_KEY

@@ -8,11 +8,10 @@ import json
 
 import pytest
 import requests
-from werkzeug.security import generate_password_hash
 from werkzeug.test import EnvironBuilder
 
 from app.extensions import db
-from app.models import Backfill, BackfillStatus, User, Workspace
+from app.models import Backfill, BackfillStatus, User, Workspace, hash_password
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.kustomer_history import history
 from tests import test_admin
@@ -101,7 +100,7 @@ def test_cancel_stops_a_backfill_and_says_so(app, admin):
 def admin_and_workspace(app, name: str) -> str:
     """An admin who can sign in, and a Kustomer workspace on the Klaviyo sandbox; its id."""
     with app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=generate_password_hash(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
         workspace = Workspace(name=name, helpdesk="kustomer", settings={})
         workspace.klaviyo_key, workspace.webhook_secret = SANDBOX_KEY, "secret"
         db.session.add(workspace)

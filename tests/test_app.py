@@ -36,7 +36,13 @@ def test_create_app_reads_nothing_before_it_is_called():
     assert create_app({"TESTING": True}).config["TESTING"] is True
 
 
+def test_admin_passwords_are_hashed_with_scrypt_unless_the_config_says_otherwise(app):
+    assert create_app({"TESTING": True}).config["PASSWORD_HASH_METHOD"] == "scrypt"
+    assert app.config["PASSWORD_HASH_METHOD"] != "scrypt"  # the tests' cheap one
+
+
 def test_readyz_is_ready_when_the_database_and_redis_answer(tmp_path, monkeypatch, redis_url):
+    """Built as a user runs it, from the process's environment (every other test uses make_app)."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ready.sqlite3'}")
     monkeypatch.setenv("REDIS_URL", redis_url)
     response = create_app({"INSTANCE_PATH": tmp_path}).test_client().get("/readyz")
@@ -44,10 +50,11 @@ def test_readyz_is_ready_when_the_database_and_redis_answer(tmp_path, monkeypatc
     assert response.get_json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
-def test_readyz_is_503_when_redis_is_down(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ready.sqlite3'}")
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
-    response = create_app({"INSTANCE_PATH": tmp_path}).test_client().get("/readyz")
+def test_readyz_is_503_when_redis_is_down(tmp_path, make_app):
+    app = make_app(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'ready.sqlite3'}", "REDIS_URL": "redis://127.0.0.1:9/0"}
+    )
+    response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["redis"].startswith("unavailable")
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,16 +69,21 @@ def stats(klaviyo) -> dict:
     return requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()
 
 
-def run_cli(*args: str, **popen: object) -> subprocess.Popen:
-    return subprocess.Popen(
-        [FLASK, "--app", "app", "backfill", workspace().id, "--org-name", ORG, *args],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
+@pytest.fixture
+def run_cli(make_app) -> Callable[..., subprocess.Popen]:
+    """`flask backfill` in its own process, with the settings of the test's app."""
+
+    def run(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [FLASK, "--app", "app", "backfill", workspace().id, "--org-name", ORG, *args],
+            cwd=ROOT,
+            env=make_app.process_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return run
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
@@ -99,7 +105,8 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     return path, conversations
 
 
-def test_a_year_of_history_arrives_once_marked_backfill(app, klaviyo, year, tmp_path):
+@pytest.mark.slow
+def test_a_year_of_history_arrives_once_marked_backfill(app, klaviyo, run_cli, year, tmp_path):
     path, conversations = year
     code, out, err = finish(run_cli("--file", str(path), "--report", str(tmp_path / "report.csv")))
     assert code == 0, out + err
@@ -123,7 +130,10 @@ def test_a_year_of_history_arrives_once_marked_backfill(app, klaviyo, year, tmp_
         assert list(csv.reader(handle)) == [list(backfill.report.CSV_COLUMNS)]
 
 
-def test_an_interrupted_backfill_goes_on_from_its_checkpoint_and_sends_nothing_twice(app, klaviyo, year):
+@pytest.mark.slow
+def test_an_interrupted_backfill_goes_on_from_its_checkpoint_and_sends_nothing_twice(
+    app, klaviyo, run_cli, year
+):
     path, conversations = year
     process = run_cli("--file", str(path))
     wait_until(lambda: len(klaviyo_events(klaviyo)) >= 5_000, 120, 0.05, "the first requests")
@@ -140,7 +150,10 @@ def test_an_interrupted_backfill_goes_on_from_its_checkpoint_and_sends_nothing_t
     assert stats(klaviyo)["dropped_duplicates"] == 0  # not one event went to Klaviyo twice
 
 
-def test_a_backfill_killed_mid_request_resumes_and_klaviyo_records_each_event_once(app, klaviyo, tmp_path):
+@pytest.mark.slow
+def test_a_backfill_killed_mid_request_resumes_and_klaviyo_records_each_event_once(
+    app, klaviyo, run_cli, tmp_path
+):
     customers, conversations = history(6_000, seed=3)
     path = write_history(tmp_path / "export.jsonl", customers, conversations)
     process = run_cli("--file", str(path))
@@ -156,7 +169,7 @@ def test_a_backfill_killed_mid_request_resumes_and_klaviyo_records_each_event_on
     assert stats(klaviyo)["dropped_duplicates"] <= 1000  # at most the request the kill cut short
 
 
-def test_a_dry_run_sends_nothing_and_shows_what_would_go(app, klaviyo, tmp_path):
+def test_a_dry_run_sends_nothing_and_shows_what_would_go(app, klaviyo, run_cli, tmp_path):
     customers, conversations = history(300, seed=5)
     path = write_history(tmp_path / "export.jsonl", customers, conversations)
     code, out, err = finish(run_cli("--file", str(path), "--dry-run"))
@@ -237,6 +250,23 @@ def test_history_from_kustomers_api_pages_past_the_search_reach(app, klaviyo, ku
         if "search" in r["path"]
     ]
     assert len(searches) >= 250
+
+
+def test_a_slice_whose_time_is_up_stops_at_a_checkpoint_and_the_next_goes_on_from_it(app, klaviyo, tmp_path):
+    customers, conversations = history(1_500, seed=4)
+    path = write_history(tmp_path / "export.jsonl", customers, conversations)
+    row, _ = backfill.start(workspace(), path=path, org_name=ORG)
+    ticks = iter(range(0, 10_000, 20))  # each look at the clock finds it 20 s later
+    first = Runner(row, backfill.source_for(row), sleep=lambda seconds: None, clock=lambda: next(ticks))
+    assert first.run(seconds=25) is not None  # a worker's slice: the chain goes on
+    db.session.refresh(row)
+    assert row.status == BackfillStatus.RUNNING
+    assert 0 < row.events_sent < sum(expected_events(conversations).values())
+    assert row.seconds_spent % 20 == 0  # counted on the runner's clock, not the real one
+    row = run_here(row)
+    assert row.status == BackfillStatus.COMPLETE
+    assert recorded(klaviyo) == expected_events(conversations)
+    assert stats(klaviyo)["dropped_duplicates"] == 0
 
 
 def test_an_event_already_sent_live_is_not_recorded_again(app, klaviyo, tmp_path):

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.security import generate_password_hash
 
 from app.extensions import db
-from app.models import User, Workspace
+from app.models import User, Workspace, hash_password
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.serve import ServerThread
 from tests.conftest import SANDBOX_KEY
@@ -54,7 +53,7 @@ def database_url(tmp_path: Path) -> str:
 
 def test_an_admin_sets_up_a_workspace_and_fixes_a_failing_delivery(service, klaviyo, kustomer, browser):
     with service.app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=generate_password_hash(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
         db.session.commit()
     requests.post(
         f"{kustomer.url}/sandbox/customers",

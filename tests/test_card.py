@@ -11,7 +11,7 @@ import requests
 from flask_migrate import upgrade
 from redis import Redis
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.card.views import signed_url
 from app.extensions import db
 from app.models import Customer, Workspace
@@ -19,13 +19,15 @@ from tests.conftest import SANDBOX_KEY
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, redis_url):
+def app(tmp_path: Path, make_app, klaviyo, redis_url):
     Redis.from_url(redis_url).flushdb()
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'card.sqlite3'}")
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
-    monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'card.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "KLAVIYO_API_URL": klaviyo.url,
+        "PUBLIC_URL": "https://hooks.example.com",
+    }
+    app = make_app(env)
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         for name in ("Acme", "Other"):

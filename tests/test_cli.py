@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from flask_migrate import upgrade
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.extensions import db
 from app.models import User, Workspace
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+def app(tmp_path: Path, make_app):
+    app = make_app(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}", "PUBLIC_URL": "https://hooks.example.com"}
+    )
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
     yield app
@@ -108,24 +108,20 @@ def test_a_short_password_is_refused(app):
     assert "12 characters" in result.output
 
 
-def test_secrets_survive_a_secret_key_rotation(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'rotation.sqlite3'}")
-    monkeypatch.setenv("SECRET_KEY", "first-key")
-    before = create_app({"INSTANCE_PATH": tmp_path})
+def test_secrets_survive_a_secret_key_rotation(tmp_path, make_app):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'rotation.sqlite3'}"}
+    before = make_app({**database, "SECRET_KEY": "first-key"})
     with before.app_context():
         upgrade(directory=str(MIGRATIONS))
     created = before.test_cli_runner().invoke(
         args=["workspace", "create", "--name", "A", "--klaviyo-key", "pk_abc_123456"]
     )
     assert created.exit_code == 0, created.output
-    monkeypatch.setenv("SECRET_KEY", "second-key")
-    monkeypatch.setenv("OLD_SECRET_KEYS", "first-key")
-    during = create_app({"INSTANCE_PATH": tmp_path})
+    during = make_app({**database, "SECRET_KEY": "second-key", "OLD_SECRET_KEYS": "first-key"})
     result = during.test_cli_runner().invoke(args=["secrets", "reencrypt"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 2 secrets" in result.output
-    monkeypatch.delenv("OLD_SECRET_KEYS")
-    after = create_app({"INSTANCE_PATH": tmp_path})
+    after = make_app({**database, "SECRET_KEY": "second-key"})
     with after.app_context():
         assert db.session.scalars(db.select(Workspace)).one().klaviyo_key == "pk_abc_123456"
         db.engine.dispose()

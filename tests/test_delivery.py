@@ -9,7 +9,7 @@ import requests
 from flask_migrate import upgrade
 from redis import Redis
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.extensions import db
 from app.helpdesks.kustomer import parse
 from app.klaviyo import ratelimit
@@ -20,14 +20,16 @@ from tests.conftest import SANDBOX_KEY
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, klaviyo, kustomer, redis_url):
+def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
     Redis.from_url(redis_url).flushdb()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'delivery.sqlite3'}")
-    monkeypatch.setenv("KLAVIYO_API_URL", klaviyo.url)
-    monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
-    monkeypatch.setenv("SECRET_KEY", "delivery-tests")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False})
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'delivery.sqlite3'}",
+        "KLAVIYO_API_URL": klaviyo.url,
+        "KUSTOMER_API_URL": kustomer.url,
+        "SECRET_KEY": "delivery-tests",
+    }
+    app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})

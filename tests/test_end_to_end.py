@@ -284,6 +284,7 @@ def test_100_conversations_resent_and_reordered_arrive_exactly_once(service, kla
     assert all("external_id" not in p for p in profiles)
 
 
+@pytest.mark.slow
 def test_faults_and_a_killed_worker_neither_lose_nor_double_an_event(service, klaviyo, kustomer):
     scenario = build_scenario(100, seed=3)
     seed_api_customers(kustomer, scenario)

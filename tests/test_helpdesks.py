@@ -1,4 +1,4 @@
-"""Every helpdesk end to end: a signed webhook in, a real worker, the event in the Klaviyo sandbox.
+"""Every helpdesk end to end: a signed webhook in, delivered, the event in the Klaviyo sandbox.
 
 Also: the registry is the only place a helpdesk is wired in, and every helpdesk has a set-up guide.
 """
@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from app import helpdesks
 from app.extensions import db
 from app.facts import Fact, Kind, Webhook
 from app.helpdesks import HELPDESKS, Helpdesk, SetupGuide
 from app.klaviyo import mapping
-from app.models import Delivery, Workspace, new_webhook_secret
+from app.models import Delivery, DeliveryStatus, Workspace, new_webhook_secret
+from app.push import delivery
 from app.signing import sign_standard_webhook, verify_shared_secret
 from sandbox import helpdesks as lookup_sandbox
 from sandbox.serve import ServerThread
@@ -197,11 +199,8 @@ def test_every_helpdesk_is_registered_with_a_set_up_guide_and_valid_defaults():
         assert (helpdesk.fetch_customer is None) == (helpdesk.check_key is None), name
 
 
-@pytest.mark.parametrize(("name", "payload", "signer", "api_key"), CASES, ids=[case[0] for case in CASES])
-def test_a_conversation_from_each_helpdesk_reaches_klaviyo_once(
-    service, klaviyo, helpdesk_apis, monkeypatch, name, payload, signer, api_key
-):
-    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+def connect(service, helpdesk_apis, name: str, api_key: str | None) -> tuple[str, str]:
+    """A workspace on `name` sending to the Klaviyo sandbox, Ada known to its API; (its id, its secret)."""
     if name in lookup_sandbox.HELPDESKS:
         requests.post(
             f"{helpdesk_apis.url}/sandbox/{name}/customers", json=[ADA], timeout=5
@@ -215,34 +214,79 @@ def test_a_conversation_from_each_helpdesk_reaches_klaviyo_once(
             workspace.settings = {"helpdesk_api_url": helpdesk_apis.url}
         db.session.add(workspace)
         db.session.commit()
-        workspace_id = workspace.id
-    service.start("worker")
+        return workspace.id, secret
+
+
+def post_twice(service, name: str, workspace_id: str, payload: dict, signer, secret: str) -> None:
+    """The signed webhook, sent again as the helpdesk retries it; each accepted."""
     body = json.dumps(payload).encode()
-    client = service.app.test_client()
-    for _ in range(2):  # the helpdesk retries: still one event
-        response = client.post(
+    for _ in range(2):
+        response = service.app.test_client().post(
             f"/webhooks/{name}/{workspace_id}",
             data=body,
             headers={"Content-Type": "application/json", **signer(body, secret)},
         )
         assert response.status_code in (200, 202), response.get_data(as_text=True)
 
-    def arrived() -> list[dict]:
-        return requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
 
-    [event] = wait_until(arrived, 30, message=f"the {name} event in Klaviyo")
+def klaviyo_events(klaviyo) -> list[dict]:
+    return requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
+
+
+def assert_adas_conversation(name: str, event: dict) -> None:
     prefix = HELPDESKS[name].metric_prefix or HELPDESKS[name].title
     assert event["metric"] == f"{prefix} Conversation Create"
     assert event["email"] == "ada@example.com"
     assert event["properties"]["subject"] == "Where is my order?"
-    time.sleep(1)
-    assert len(arrived()) == 1
-    tampered = client.post(
+
+
+@pytest.mark.parametrize(("name", "payload", "signer", "api_key"), CASES, ids=[case[0] for case in CASES])
+def test_a_conversation_from_each_helpdesk_reaches_klaviyo_once(
+    service, klaviyo, helpdesk_apis, name, payload, signer, api_key
+):
+    """Delivered here, in the test's process, as a worker would (one test below runs a real worker)."""
+    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+    workspace_id, secret = connect(service, helpdesk_apis, name, api_key)
+    post_twice(service, name, workspace_id, payload, signer, secret)
+    body = json.dumps(payload).encode()
+    with service.app.app_context():
+        ids = db.session.scalars(select(Delivery.id).filter_by(workspace_id=workspace_id)).all()
+        for delivery_id in ids:
+            attempt = delivery.deliver(delivery_id)
+            assert attempt is not None
+            assert attempt.status == DeliveryStatus.DELIVERED, attempt
+    [event] = klaviyo_events(klaviyo)  # the retried webhook added nothing
+    assert_adas_conversation(name, event)
+    tampered = service.app.test_client().post(
         f"/webhooks/{name}/{workspace_id}",
         data=body + b" ",
         headers={"Content-Type": "application/json", **signer(body, new_webhook_secret(name))},
     )
     assert tampered.status_code == 401
+
+
+def test_every_helpdesks_conversation_reaches_klaviyo_once_through_a_worker(service, klaviyo, helpdesk_apis):
+    """One worker process, as a user runs it, takes each helpdesk's conversation to the Klaviyo sandbox."""
+    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+    workspaces = {}
+    for name, _, _, api_key in CASES:
+        workspaces[name] = connect(service, helpdesk_apis, name, api_key)
+    service.start("worker")
+    for name, payload, signer, _ in CASES:
+        workspace_id, secret = workspaces[name]
+        post_twice(service, name, workspace_id, payload, signer, secret)
+    wait_until(
+        lambda: len(klaviyo_events(klaviyo)) >= len(CASES), 30, message="every helpdesk's event in Klaviyo"
+    )
+    time.sleep(1)  # a second event, from the retried webhooks, would have arrived by now
+    events = klaviyo_events(klaviyo)
+    assert sorted(event["metric"] for event in events) == sorted(
+        f"{HELPDESKS[name].metric_prefix or HELPDESKS[name].title} Conversation Create" for name, *_ in CASES
+    )
+    for name, *_ in CASES:
+        prefix = HELPDESKS[name].metric_prefix or HELPDESKS[name].title
+        [event] = [event for event in events if event["metric"] == f"{prefix} Conversation Create"]
+        assert_adas_conversation(name, event)
 
 
 def test_adding_a_helpdesk_is_one_module_and_one_registry_line(service, monkeypatch):

@@ -91,6 +91,7 @@ def redis_url(own_redis: RedisServer) -> str:
     return own_redis.url
 
 
+@pytest.mark.slow
 def test_chaos_loses_and_doubles_nothing(service, klaviyo, kustomer, own_redis):
     """300 conversations, 30% resent, 20% 503s, 5% dropped, 10 s throttled, a worker killed, Redis lost."""
     scenario = build_scenario(300, seed=17)
@@ -128,6 +129,7 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'limits.sqlite3'}"
 
 
+@pytest.mark.slow
 def test_four_workers_stay_under_klaviyos_limits_and_close_to_them(service, klaviyo, monkeypatch):
     requests.post(f"{klaviyo.url}/sandbox/rate-limits", json={"scale": SCALE}, timeout=5).raise_for_status()
     service.env["KLAVIYO_RATE_FRACTION"] = str(SCALE)

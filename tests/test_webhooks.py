@@ -17,7 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.extensions import db
 from app.models import Customer, Delivery, DeliveryStatus, Receipt, Workspace, utcnow
 from sandbox import kustomer
@@ -61,15 +61,17 @@ def envelope(
 
 
 @pytest.fixture
-def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def intake(tmp_path: Path, make_app):
     """The app on a migrated SQLite database, with one Kustomer workspace; nothing is enqueued."""
-    yield from intake_app(tmp_path, monkeypatch)
+    yield from intake_app(tmp_path, make_app)
 
 
-def intake_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None = None, **config):
-    monkeypatch.setenv("DATABASE_URL", database_url or f"sqlite:///{tmp_path / 'intake.sqlite3'}")
-    monkeypatch.setenv("SECRET_KEY", "intake-tests")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path, "DELIVERY_ENQUEUE": False, **config})
+def intake_app(tmp_path: Path, make_app, database_url: str | None = None, **config):
+    env = {
+        "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'intake.sqlite3'}",
+        "SECRET_KEY": "intake-tests",
+    }
+    app = make_app(env, DELIVERY_ENQUEUE=False, **config)
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
@@ -328,14 +330,8 @@ def test_hostile_strings_are_stored_as_data(intake, subject):
         assert delivery.fact["subject"] == subject
 
 
-def test_the_database_being_down_answers_503_so_the_helpdesk_retries(tmp_path):
-    broken = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": tmp_path,
-            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none",
-        }
-    )
+def test_the_database_being_down_answers_503_so_the_helpdesk_retries(make_app):
+    broken = make_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     response = broken.test_client().post(
         "/webhooks/kustomer/00000000-0000-0000-0000-000000000000",
         data=json.dumps(envelope()),
@@ -357,10 +353,10 @@ def test_a_write_turn_that_cannot_be_taken_answers_503(intake):
 
 
 @pytest.fixture
-def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str):
+def small_pool(tmp_path: Path, make_app, database_url: str):
     """The intake app with far fewer database connections than concurrent webhooks, on each database."""
     options = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 60}
-    yield from intake_app(tmp_path, monkeypatch, database_url, SQLALCHEMY_ENGINE_OPTIONS=options)
+    yield from intake_app(tmp_path, make_app, database_url, SQLALCHEMY_ENGINE_OPTIONS=options)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -24,8 +25,12 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 15 * 60
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_ADDRESS = 20
-# compared against when the email is unknown, so that an unknown address takes as long as a wrong password
-_NO_USER_HASH = generate_password_hash("no such admin")
+
+
+@functools.cache
+def _no_user_hash(method: str) -> str:
+    """Compared against when the email is unknown, so an unknown address takes as long as a wrong password."""
+    return generate_password_hash("no such admin", method)
 
 
 class LoginForm(FlaskForm):
@@ -99,7 +104,8 @@ def login() -> Response | tuple[str, int] | str:
         message = f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
         return render_template("admin/login.html", form=form, error=message), 429
     user = db.session.scalar(select(User).filter_by(email=email))
-    if not check_password_hash(user.password_hash if user else _NO_USER_HASH, form.password.data) or not user:
+    stored = user.password_hash if user else _no_user_hash(current_app.config["PASSWORD_HASH_METHOD"])
+    if not check_password_hash(stored, form.password.data) or not user:
         failed_logins.record(email)
         log.info("failed sign-in for %s from %s", email, request.remote_addr)
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401

@@ -76,6 +76,8 @@ class Runner:
         source: Any,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_seconds: float | None = None,
         stop_requested: Callable[[], Stop | None] = lambda: None,
         progress: Callable[[Backfill], None] = lambda backfill: None,
     ) -> None:
@@ -84,6 +86,11 @@ class Runner:
         self.source = source
         self.settings = self.workspace.mapping_settings()
         self.sleep = sleep
+        self.clock = clock
+        # how often an open profile import job is asked how it is doing, and a slice goes on
+        self.poll_seconds = (
+            current_app.config["BACKFILL_POLL_SECONDS"] if poll_seconds is None else poll_seconds
+        )
         self.stop_requested = stop_requested
         self.progress = progress
         self.client = klaviyo.KlaviyoClient(
@@ -106,8 +113,8 @@ class Runner:
 
     def run(self, seconds: float | None = None) -> float | None:
         """Work for up to `seconds` (None: to the end); None when it ended, else when to go on."""
-        self.deadline = None if seconds is None else time.monotonic() + seconds
-        started = time.monotonic()
+        self.deadline = None if seconds is None else self.clock() + seconds
+        started = self.clock()
         backfill = self.backfill
         if backfill.status in (BackfillStatus.QUEUED, BackfillStatus.PAUSED):
             backfill.status, backfill.reason = BackfillStatus.RUNNING, None
@@ -148,7 +155,7 @@ class Runner:
             if self.examples:
                 backfill.options = {**backfill.options, "examples": self.examples}
         db.session.commit()
-        return None if finished else profiles.POLL_SECONDS
+        return None if finished else self.poll_seconds
 
     def _scan(self) -> None:
         if self.source.total is None:  # a caller may have scanned it already
@@ -170,7 +177,7 @@ class Runner:
             raise Stop(f"{title} is not answering: {error}; resume to go on from here.") from None
 
     def _account_time(self, started: float) -> None:
-        self.backfill.seconds_spent += time.monotonic() - started
+        self.backfill.seconds_spent += self.clock() - started
         self.backfill.lease_until = utcnow() + LEASE
 
     def _work(self) -> bool:
@@ -196,7 +203,7 @@ class Runner:
             if stop is not None:
                 self._settle_what_is_read()
                 raise stop
-            if self.deadline is not None and time.monotonic() > self.deadline:
+            if self.deadline is not None and self.clock() > self.deadline:
                 self._settle_what_is_read()
                 raise _Yield(0)
         self._settle_what_is_read()
@@ -369,7 +376,7 @@ class Runner:
 
     def _wait(self, seconds: float) -> None:
         """Sleep when the run has the time (a CLI run always does); else end the slice here."""
-        if self.deadline is not None and time.monotonic() + seconds > self.deadline:
+        if self.deadline is not None and self.clock() + seconds > self.deadline:
             raise _Yield(seconds)
         self.backfill.lease_until = utcnow() + timedelta(seconds=seconds) + LEASE
         db.session.commit()
@@ -401,7 +408,7 @@ class Runner:
     def _poll_jobs(self, wait: bool = False) -> bool:
         """Read how the open import jobs are doing; True when none is open (waiting for them if asked)."""
         while True:
-            due = utcnow() - timedelta(seconds=profiles.POLL_SECONDS)
+            due = utcnow() - timedelta(seconds=self.poll_seconds)
             jobs = db.session.scalars(
                 select(BackfillProfileJob).where(
                     BackfillProfileJob.backfill_id == self.backfill.id,
@@ -415,7 +422,7 @@ class Runner:
                 return True
             if not wait:
                 return False
-            self._wait(profiles.POLL_SECONDS)
+            self._wait(self.poll_seconds)
 
     def _poll(self, job: BackfillProfileJob) -> None:
         status = self._call("GET", f"{profiles.JOBS_PATH}/{job.job_id}").json()["data"]["attributes"]

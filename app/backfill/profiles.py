@@ -16,7 +16,6 @@ from typing import Any
 JOBS_PATH = "/api/profile-bulk-import-jobs"
 MAX_PROFILES = 10_000
 MAX_BYTES = 5 * 1024 * 1024 - 64 * 1024  # Klaviyo's 5 MB, less room for the envelope
-POLL_SECONDS = 2.0
 _INDEX = re.compile(r"^/data/attributes/profiles/data/(\d+)")
 
 
