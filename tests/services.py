@@ -154,8 +154,11 @@ class Service:
         """End every process and its pool's children at once."""
         # the test's outcome is settled by now; a warm or cold Celery shutdown would take seconds each
         for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:  # not a group of its own (or gone): the process alone
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
         for process in self.processes:
             process.wait()
 

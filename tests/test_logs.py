@@ -16,8 +16,8 @@ from tests.test_webhooks import envelope, intake_app, post
 
 
 @pytest.fixture
-def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    yield from intake_app(tmp_path, monkeypatch)
+def intake(tmp_path: Path, make_app) -> Iterator[Flask]:
+    yield from intake_app(tmp_path, make_app)
 
 
 def _capture() -> tuple[logging.Logger, io.StringIO]:

@@ -47,21 +47,24 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def intake(tmp_path: Path, make_app, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     """The app in this one process (no PROMETHEUS_MULTIPROC_DIR), with a Kustomer workspace."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    yield from intake_app(tmp_path, monkeypatch)
+    yield from intake_app(tmp_path, make_app)
 
 
 @pytest.fixture
-def intake_on_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[Flask]:
+def intake_on_redis(tmp_path: Path, make_app, redis_url: str) -> Iterator[Flask]:
     Redis.from_url(redis_url).flushdb()
-    yield from intake_app(tmp_path, monkeypatch, REDIS_URL=redis_url)
+    yield from intake_app(tmp_path, make_app, REDIS_URL=redis_url)
 
 
 @pytest.fixture
-def intake_redis_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    yield from intake_app(tmp_path, monkeypatch, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+def intake_redis_down(
+    tmp_path: Path,
+    make_app,
+) -> Iterator[Flask]:
+    yield from intake_app(tmp_path, make_app, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
 
 
 def test_metrics_counts_webhooks_by_helpdesk_and_status_in_one_process(intake):
@@ -165,6 +168,7 @@ def _start_web(service, port: int) -> subprocess.Popen:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, which the service ends with its workers
         )
     service.processes.append(process)
 
