@@ -1,4 +1,4 @@
-"""Front webhook events to normalized facts, and the timestamped signature."""
+"""Front: application and rule webhooks to facts, both signatures, the `sync` handshake, end to end."""
 
 from __future__ import annotations
 
@@ -9,12 +9,21 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import requests
+from sqlalchemy import func, select
 
+from app.extensions import db
 from app.facts import Kind, PayloadError
-from app.helpdesks.front import HELPDESK, parse, verify
+from app.helpdesks.front import HELPDESK, handshake, parse, verify
+from app.models import Delivery, DeliveryStatus, Receipt, Workspace
+from app.push import delivery
 from app.signing import SignatureError
+from sandbox import front as front_sandbox
+from sandbox.serve import ServerThread
+from tests.conftest import SANDBOX_KEY
 
 CREATED_AT = 1795168800.0  # 2026-11-20T10:00:00Z
 SECRET = "s3cret"
@@ -238,7 +247,12 @@ def test_an_archive_without_its_time_is_refused():
 
 def test_the_setup_guide_and_the_defaults():
     assert (HELPDESK.name, HELPDESK.title) == ("front", "Front")
-    assert HELPDESK.guide.events == ("Inbound message", "Conversation archived")
+    assert HELPDESK.guide.events == (
+        "inbound_received",
+        "conversation_archived",
+        "rule: inbound",
+        "rule: archive",
+    )
     assert HELPDESK.guide.card_query == "email={{contact.handle}}"
     assert HELPDESK.guide.body_template is None
     assert HELPDESK.defaults["link_template"].format(conversation_id="cnv_1") == (
@@ -307,9 +321,9 @@ def test_the_signed_content_joins_timestamp_and_body_with_a_colon():
         (
             BODY,
             {"X-Front-Signature": signed(BODY)["X-Front-Signature"]},
-            "^missing X-Front-Request-Timestamp",
+            "^X-Front-Signature: signature does not match",  # without a timestamp, a rule webhook's
         ),
-        (BODY, {}, "^missing X-Front-Request-Timestamp"),
+        (BODY, {}, "^X-Front-Signature: missing signature"),
         (BODY, signed(BODY, stamp="yesterday"), "^X-Front-Request-Timestamp: not a Unix time"),
     ],
     ids=[
@@ -332,3 +346,148 @@ def test_a_signature_over_another_timestamp_is_refused():
     headers["X-Front-Request-Timestamp"] = str(int(headers["X-Front-Request-Timestamp"]) + 1)
     with pytest.raises(SignatureError, match="does not match"):
         verify(BODY, headers, ["s3cret"])
+
+
+# --- Front's documented payloads, signed as Front signs them ----------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "front"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())["payload"]
+
+
+def test_the_documented_application_webhook_is_a_created_conversation():
+    webhook = parse(fixture("application-inbound-received.json"))
+    [fact] = webhook.facts
+    assert (webhook.event_id, webhook.event_name) == ("evt_4ckcra8e", "inbound_received")
+    assert (fact.kind, fact.conversation_id, fact.subject, fact.channel) == (
+        Kind.CONVERSATION_CREATED,
+        "cnv_yo1kg5q",
+        "How to prank Dwight Schrute",
+        "email",
+    )
+    assert (fact.customer_id, fact.customer.email, fact.customer.first_name, fact.customer.last_name) == (
+        "crd_2njtoem",
+        "purpleboss@limitlesspaper.com",
+        "Phyllis",
+        "Lapin-Vance",
+    )
+    assert fact.occurred_at == datetime.fromtimestamp(1701292649.333, UTC)
+
+
+def test_the_application_and_rule_webhooks_of_one_event_are_the_same_facts():
+    application = parse(fixture("application-inbound-received.json"))
+    rule = parse(fixture("rule-inbound-event.json"))
+    assert (application.event_id, application.facts) == (rule.event_id, rule.facts)
+
+
+def test_an_archived_application_webhook_is_a_close():
+    [fact] = parse(fixture("application-conversation-archived.json")).facts
+    assert (fact.kind, fact.conversation_id) == (Kind.CONVERSATION_CLOSED, "cnv_yo1kg5q")
+    assert fact.occurred_at == datetime.fromtimestamp(1703106216, UTC)
+    assert fact.discriminator == fact.occurred_at.isoformat()
+
+
+@pytest.mark.parametrize("kind", ["outbound_sent", "conversation_reopened", "tag_added", "sync"])
+def test_other_application_webhooks_give_no_facts(kind):
+    body = {**fixture("application-inbound-received.json"), "type": kind}
+    assert parse(body).facts == []
+
+
+def test_the_sync_request_parses_to_nothing_and_its_handshake_echoes_the_challenge():
+    sync = fixture("sync.json")
+    assert parse(sync).facts == []
+    assert handshake(sync, {"X-Front-Challenge": "abc123"}) == {"challenge": "abc123"}
+    assert handshake(sync, {}) is None
+    assert handshake(fixture("application-inbound-received.json"), {"X-Front-Challenge": "x"}) is None
+
+
+def test_a_rule_webhook_is_signed_with_base64_hmac_sha1_and_no_timestamp():
+    body = json.dumps(fixture("rule-inbound-event.json")).encode()
+    verify(body, front_sandbox.rule_headers(body, "api-secret"), ["api-secret"])
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body + b" ", front_sandbox.rule_headers(body, "api-secret"), ["api-secret"])
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body, front_sandbox.rule_headers(body, "another"), ["api-secret"])
+    sha256 = base64.b64encode(hmac.new(b"api-secret", body, hashlib.sha256).digest()).decode()
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body, {"X-Front-Signature": sha256}, ["api-secret"])
+
+
+# --- through the endpoint, over real HTTP, with the Klaviyo sandbox ----------------------------------
+
+
+@pytest.fixture
+def front_workspace(service):
+    """A Front workspace whose secret is `app-secret` (the app's) and a server the sandbox posts to."""
+    with service.app.app_context():
+        workspace = Workspace(name="Dunder Mifflin on Front", helpdesk="front", settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.webhook_secret = "app-secret"
+        db.session.add(workspace)
+        db.session.commit()
+        workspace_id = workspace.id
+    with ServerThread(service.app) as server:
+        yield f"{server.url}/webhooks/front/{workspace_id}", workspace_id
+
+
+def stored(service, workspace_id: str) -> tuple[int, int]:
+    with service.app.app_context():
+        receipts = db.session.scalar(select(func.count(Receipt.id)).filter_by(workspace_id=workspace_id))
+        deliveries = db.session.scalar(select(func.count(Delivery.id)).filter_by(workspace_id=workspace_id))
+        return receipts, deliveries
+
+
+def test_saving_the_application_webhook_is_answered_and_stores_nothing(service, front_workspace):
+    url, workspace_id = front_workspace
+    assert front_sandbox.save_webhook(url, "app-secret")
+    assert not front_sandbox.save_webhook(url, "another-secret")
+    assert stored(service, workspace_id) == (0, 0)
+
+
+def test_a_documented_application_webhook_reaches_klaviyo_once_with_its_properties(
+    service, klaviyo, front_workspace
+):
+    url, workspace_id = front_workspace
+    event = fixture("application-inbound-received.json")["payload"]
+    event["emitted_at"] = time.time()
+    event["conversation"]["created_at"] = time.time() - 60  # Klaviyo keeps recent events only
+    session = requests.Session()
+    first = front_sandbox.send_application(url, "app-secret", "inbound_received", event, session)
+    again = front_sandbox.send_application(url, "app-secret", "inbound_received", event, session)
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    assert again.json()["status"] == "duplicate"
+    with service.app.app_context():
+        for delivery_id in db.session.scalars(select(Delivery.id).filter_by(workspace_id=workspace_id)):
+            assert delivery.deliver(delivery_id).status == DeliveryStatus.DELIVERED
+    [sent] = requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
+    assert (sent["metric"], sent["email"]) == ("Front Conversation Create", "purpleboss@limitlesspaper.com")
+    assert sent["properties"] == {
+        "conversationId": "cnv_yo1kg5q",
+        "conversationLink": "https://app.frontapp.com/open/cnv_yo1kg5q",
+        "subject": "How to prank Dwight Schrute",
+        "conversationChannel": "email",
+    }
+
+
+def test_a_rule_webhook_signed_with_the_api_secret_is_accepted_and_resent_is_200(service, front_workspace):
+    url, workspace_id = front_workspace
+    event = fixture("rule-inbound-event.json")
+    event["conversation"]["created_at"] = time.time()
+    first = front_sandbox.send_rule(url, "app-secret", event)
+    again = front_sandbox.send_rule(url, "app-secret", event)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert stored(service, workspace_id) == (1, 1)
+
+
+def test_stale_and_wrongly_signed_webhooks_get_401_and_store_nothing(service, front_workspace):
+    url, workspace_id = front_workspace
+    body = json.dumps(fixture("application-inbound-received.json")).encode()
+    stale = front_sandbox.application_headers(body, "app-secret", now=time.time() - 600)
+    wrong = front_sandbox.application_headers(body, "another-secret")
+    rule_wrong = front_sandbox.rule_headers(body, "another-secret")
+    answers = [requests.post(url, data=body, headers=h, timeout=5) for h in (stale, wrong, rule_wrong)]
+    assert [answer.status_code for answer in answers] == [401, 401, 401]
+    assert "refused as replays" in answers[0].json()["error"]["message"]
+    assert stored(service, workspace_id) == (0, 0)

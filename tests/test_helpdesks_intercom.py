@@ -555,3 +555,16 @@ def test_the_helpdesk_describes_intercom():
         "contact.user.created",
         "contact.user.updated",
     }
+
+
+@pytest.mark.parametrize("event_id", [None, "notif_ping"], ids=["no id", "an id"])
+def test_the_ping_sent_when_a_webhook_is_saved_is_acknowledged_without_facts(event_id):
+    ping = {
+        "type": "notification_event",
+        "id": event_id,
+        "topic": "ping",
+        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hello"}},
+    }
+    webhook = parse(ping)
+    assert (webhook.event_name, webhook.facts) == ("ping", [])
+    assert webhook.event_id == (event_id or parse(dict(ping)).event_id)

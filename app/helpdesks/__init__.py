@@ -56,6 +56,8 @@ class Helpdesk:
     api_url: str | None = None  # the API's address when it is the same for every account
     api_key_hint: str = ""  # what to paste as the helpdesk API key
     new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
+    # (payload, headers) -> the JSON answer to a verified set-up request (Front's `sync`), else None
+    handshake: Callable[[dict, Mapping[str, str]], dict[str, str] | None] | None = None
 
     @property
     def event_prefix(self) -> str:

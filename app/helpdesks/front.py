@@ -1,17 +1,29 @@
-"""Front: webhook events to facts, and the signature.
+"""Front: application and rule webhooks to facts, their two signatures, and the `sync` handshake.
 
-Events (from Settings → Developers → Webhooks, an app's events, or a rule's "Send to a webhook"):
-`id` (`evt_...`, the dedup key), `type`, `emitted_at` (Unix seconds, with a fraction), `conversation`
-(`id` `cnv_...`, `subject`, `status`, `created_at`, `recipient` {`handle`, `role`, `name`,
-`_links.related.contact`}, `_links.self`), and `source`/`target`, which we do not read.
+Every fact here is cited in docs/vendors/front.md. In short:
 
-`inbound` is a created conversation, with no discriminator: every inbound message of one conversation
-is the same fact. `archive` is a close, told apart by `emitted_at` so an archive after a reopen is a
-new one. `reopen` and every other type give no facts. The customer is the recipient when its handle is
-an email address; its id is the Front contact id from `_links.related.contact` when the event links
-one, else the handle. `_links.self` is an API address, not one an agent can open, so the link comes
-from the workspace's template. Front has no CSAT survey: it sends no ratings. The card's
-`{{contact.handle}}` placeholder is unconfirmed.
+- **Application webhooks** (dev.frontapp.com/docs/application-webhooks) wrap the event:
+  `{"type": "inbound_received" | "conversation_archived" | ..., "authorization": {"id": "cmp_..."},
+  "payload": {...}}`, the payload being a Front event. Each request carries `X-Front-Request-Timestamp`
+  (milliseconds) and `X-Front-Signature`, the base64 HMAC-SHA256 of the timestamp, ":" and the raw body,
+  keyed with the app's secret. Saving the webhook first sends a signed `{"type": "sync", ...}` with an
+  `X-Front-Challenge` header, which must be echoed back.
+- **Rule webhooks** (dev.frontapp.com/docs/rule-webhooks, a rule's "Send to a webhook") send the bare
+  event; `X-Front-Signature` is the base64 HMAC-SHA1 of the body keyed with the API secret, with no
+  timestamp, so the event id is the only replay defence.
+
+The event (core-api.json `EventResponse`): `id` (`evt_...`, the dedup key), `type` (`inbound`,
+`archive`, ...), `emitted_at` (Unix seconds, with a fraction), `conversation` (`id` `cnv_...`,
+`subject`, `status`, `created_at`, `recipient` {`handle`, `name`, `role`, `_links.related.contact`}),
+`target` (for an inbound message `_meta.type` `message`, and `data.type` `email`, `sms`, ...: the channel).
+
+An inbound message (`inbound_received`, rule `inbound`) is a created conversation with no
+discriminator: every inbound message of one conversation is the same fact. An archive
+(`conversation_archived`, rule `archive`) is a close told apart by `emitted_at`, so an archive after a
+reopen is a new one. Front's events have no CSAT type, so Front sends no ratings. The customer is the
+recipient when its handle is an email address; its id is the contact id from
+`_links.related.contact` when the event links one, else the handle. `_links.self` is an API address,
+not one an agent can open, so the link comes from the workspace's template.
 """
 
 from __future__ import annotations
@@ -21,75 +33,119 @@ from typing import Any
 
 from app.facts import Customer, Fact, Kind, Webhook
 from app.helpdesks import Helpdesk, SetupGuide
-from app.helpdesks.common import mapping, moment, required, required_text, split_name, text
+from app.helpdesks.common import body_id, mapping, moment, required, required_text, split_name, text
 from app.signing import SignatureError, check_timestamp, verify_hmac
 
 SIGNATURE_HEADER = "X-Front-Signature"
 TIMESTAMP_HEADER = "X-Front-Request-Timestamp"
+CHALLENGE_HEADER = "X-Front-Challenge"
+SYNC = "sync"
+# application webhook type -> the rule webhook's (the bare event's) type
+APPLICATION_TYPES = {"inbound_received": "inbound", "conversation_archived": "archive"}
+RULE_TYPES = ("inbound", "archive")
 
 
 def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
-    """What a Front event means; PayloadError naming the field when its shape is wrong."""
+    """What a Front application or rule webhook means; PayloadError naming the field when it is wrong."""
+    if "authorization" in payload or "payload" in payload or payload.get("type") == SYNC:
+        return _application(payload)
     event_id = required_text(payload.get("id"), "id")
     kind = required_text(payload.get("type"), "type")
-    if kind not in ("inbound", "archive"):
+    if kind not in RULE_TYPES:
         return Webhook(event_id, kind, [])
-    emitted = moment(payload.get("emitted_at"), "emitted_at")
-    conversation = mapping(payload.get("conversation"), "conversation")
-    customer = _customer(mapping(conversation.get("recipient"), "conversation.recipient"))
+    return Webhook(event_id, kind, [_fact(kind, payload, "")])
+
+
+def _application(envelope: dict) -> Webhook:
+    """An application webhook: the event is in `payload`, its meaning in the envelope's `type`."""
+    kind = required_text(envelope.get("type"), "type")
+    event = mapping(envelope.get("payload"), "payload")
+    event_id = text(event.get("id"), "payload.id") or body_id(kind, envelope)
+    if kind not in APPLICATION_TYPES:
+        return Webhook(event_id, kind, [])
+    return Webhook(event_id, kind, [_fact(APPLICATION_TYPES[kind], event, "payload.")])
+
+
+def _fact(kind: str, event: dict, where: str) -> Fact:
+    emitted = moment(event.get("emitted_at"), f"{where}emitted_at")
+    conversation = mapping(event.get("conversation"), f"{where}conversation")
+    at = f"{where}conversation"
+    customer = _customer(mapping(conversation.get("recipient"), f"{at}.recipient"), f"{at}.recipient")
     base: dict[str, Any] = {
-        "conversation_id": required_text(conversation.get("id"), "conversation.id"),
+        "conversation_id": required_text(conversation.get("id"), f"{at}.id"),
         "customer_id": customer.helpdesk_id if customer else None,
-        "subject": text(conversation.get("subject"), "conversation.subject"),
+        "subject": text(conversation.get("subject"), f"{at}.subject"),
+        "channel": _channel(mapping(event.get("target"), f"{where}target"), f"{where}target"),
         "customer": customer,
     }
     if kind == "inbound":
-        created = moment(conversation.get("created_at"), "conversation.created_at") or emitted
-        fact = Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=required(created, "emitted_at"), **base)
-    else:
-        archived = required(emitted, "emitted_at")
-        fact = Fact(
-            kind=Kind.CONVERSATION_CLOSED, occurred_at=archived, discriminator=archived.isoformat(), **base
+        created = moment(conversation.get("created_at"), f"{at}.created_at") or emitted
+        return Fact(
+            kind=Kind.CONVERSATION_CREATED, occurred_at=required(created, f"{where}emitted_at"), **base
         )
-    return Webhook(event_id, kind, [fact])
-
-
-def _customer(recipient: dict) -> Customer | None:
-    """The recipient when its handle is an email address (a phone or social handle is no customer)."""
-    handle = text(recipient.get("handle"), "conversation.recipient.handle")
-    local, _, domain = (handle or "").rpartition("@")
-    if not handle or not local or not domain:
-        return None
-    first, last = split_name(text(recipient.get("name"), "conversation.recipient.name"))
-    return Customer(
-        helpdesk_id=_contact_id(recipient) or handle, email=handle, first_name=first, last_name=last
+    archived = required(emitted, f"{where}emitted_at")
+    return Fact(
+        kind=Kind.CONVERSATION_CLOSED, occurred_at=archived, discriminator=archived.isoformat(), **base
     )
 
 
-def _contact_id(recipient: dict) -> str | None:
-    """`crd_...` from `_links.related.contact` (`https://api2.frontapp.com/contacts/crd_...`)."""
-    links = mapping(recipient.get("_links"), "conversation.recipient._links")
-    related = mapping(links.get("related"), "conversation.recipient._links.related")
-    url = text(related.get("contact"), "conversation.recipient._links.related.contact")
+def _channel(target: dict, where: str) -> str | None:
+    """The message's `type` (`email`, `sms`, `whatsapp`, ...) when the event's target is a message."""
+    meta = mapping(target.get("_meta"), f"{where}._meta")
+    if meta.get("type") != "message":
+        return None
+    return text(mapping(target.get("data"), f"{where}.data").get("type"), f"{where}.data.type")
+
+
+def _customer(recipient: dict, where: str) -> Customer | None:
+    """The recipient when its handle is an email address (a phone or social handle is no customer)."""
+    handle = text(recipient.get("handle"), f"{where}.handle")
+    local, _, domain = (handle or "").rpartition("@")
+    if not handle or not local or not domain:
+        return None
+    first, last = split_name(text(recipient.get("name"), f"{where}.name"))
+    return Customer(
+        helpdesk_id=_contact_id(recipient, where) or handle, email=handle, first_name=first, last_name=last
+    )
+
+
+def _contact_id(recipient: dict, where: str) -> str | None:
+    """`crd_...` from `_links.related.contact` (`https://<company>.api.frontapp.com/contacts/crd_...`)."""
+    links = mapping(recipient.get("_links"), f"{where}._links")
+    related = mapping(links.get("related"), f"{where}._links.related")
+    url = text(related.get("contact"), f"{where}._links.related.contact")
     if url is None:
         return None
     return url.rstrip("/").rpartition("/")[2] or None
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
-    """Base64 HMAC-SHA256 of the timestamp header's value, ":" and the raw body, within 5 minutes."""
+    """An application webhook when it carries Front's timestamp header, else a rule webhook."""
     stamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
-    if not stamp:
-        raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
+    given = headers.get(SIGNATURE_HEADER)
     try:
-        verify_hmac(f"{stamp}:".encode() + body, secrets, headers.get(SIGNATURE_HEADER), encoding="base64")
+        if stamp:
+            # base64 HMAC-SHA256 of "<timestamp>:<raw body>" keyed with the app secret
+            verify_hmac(f"{stamp}:".encode() + body, secrets, given, encoding="base64")
+        else:
+            # a rule webhook: base64 HMAC-SHA1 of the raw body keyed with the API secret
+            verify_hmac(body, secrets, given, digest="sha1", encoding="base64")
     except SignatureError as error:
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
-    try:
-        seconds = float(stamp)
-    except ValueError:
-        raise SignatureError(f"{TIMESTAMP_HEADER}: not a Unix time") from None
-    check_timestamp(seconds / 1000 if seconds > 10**11 else seconds)
+    if stamp:
+        try:
+            seconds = float(stamp)
+        except ValueError:
+            raise SignatureError(f"{TIMESTAMP_HEADER}: not a Unix time") from None
+        check_timestamp(seconds / 1000 if seconds > 10**11 else seconds)
+
+
+def handshake(payload: dict, headers: Mapping[str, str]) -> dict[str, str] | None:
+    """`{"challenge": ...}` for Front's signed `sync` request; None for anything else."""
+    challenge = (headers.get(CHALLENGE_HEADER) or "").strip()
+    if payload.get("type") != SYNC or not challenge:
+        return None
+    return {"challenge": challenge}
 
 
 HELPDESK = Helpdesk(
@@ -97,13 +153,19 @@ HELPDESK = Helpdesk(
     title="Front",
     parse=parse,
     verify=verify,
+    handshake=handshake,
     guide=SetupGuide(
-        where="Settings → Developers → Webhooks (or a rule with the action “Send to a webhook”): paste "
-        "the URL and subscribe to the events below. Front signs with the app's signing secret: paste it "
-        "into the workspace's settings as its webhook secret.",
-        events=("Inbound message", "Conversation archived"),
-        secret=f"Front signs each webhook ({SIGNATURE_HEADER}, base64 HMAC-SHA256 of {TIMESTAMP_HEADER} + "
-        '":" + body); its signing secret must be the workspace\'s webhook secret.',
+        where="Settings → Developers → your app → Basic information: paste the app secret into the "
+        "workspace's settings as its webhook secret first, then in Features → Webhooks paste the URL "
+        "below, pick the events and save (Front checks the URL with a signed `sync` request, which we "
+        "answer). Or, with no app: a rule (“Inbound message” or “Conversation archived”) with the action "
+        "“Send to a webhook”, the full event payload, and the API secret as the workspace's webhook "
+        "secret.",
+        events=("inbound_received", "conversation_archived", "rule: inbound", "rule: archive"),
+        secret=f"Front signs application webhooks with the app secret ({SIGNATURE_HEADER}: base64 "
+        f'HMAC-SHA256 of {TIMESTAMP_HEADER} + ":" + body, the timestamp in milliseconds, within 5 '
+        "minutes) and rule webhooks with the API secret (base64 HMAC-SHA1 of the body); either secret "
+        "may be the workspace's.",
         card_query="email={{contact.handle}}",  # unconfirmed: Front's placeholder for the contact's handle
     ),
     defaults={

@@ -31,7 +31,7 @@ import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
-from app.helpdesks.common import mapping, moment, rating, required, required_text, split_name, text
+from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
 from app.signing import SignatureError, verify_hmac
 
 SIGNATURE_HEADER = "X-Hub-Signature"
@@ -53,13 +53,14 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     kind = text(payload.get("type"), "type")
     if kind != ENVELOPE_TYPE:
         raise PayloadError(f"type: must be {ENVELOPE_TYPE}, not {kind!r}.")
-    event_id = required_text(payload.get("id"), "id")
     topic = required_text(payload.get("topic"), "topic")
+    if topic not in TOPICS:
+        # the `ping` sent when a webhook is saved carries no id; nothing of it is kept anyway
+        return Webhook(text(payload.get("id"), "id") or body_id(topic, payload), topic, [])
+    event_id = required_text(payload.get("id"), "id")
     sent_at = moment(payload.get("created_at"), "created_at")
     data = mapping(payload.get("data"), "data")
     item = mapping(data.get("item"), "data.item")
-    if topic not in TOPICS:
-        return Webhook(event_id, topic, [])
     if not item:
         raise PayloadError("data.item: Missing data for required field.")
     if topic in CONTACT_TOPICS:

@@ -70,6 +70,8 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         return json_error(400, "invalid_json", f"The body is not valid JSON: {error}.")
     if not isinstance(payload, dict):
         return json_error(400, "invalid_payload", "The body must be a JSON object.")
+    if helpdesk.handshake is not None and (answer := helpdesk.handshake(payload, request.headers)):
+        return jsonify(answer)  # a set-up check, verified like any webhook; nothing is stored
     try:
         _refuse_nul(payload, "")
         webhook = helpdesk.parse(payload, request.headers)
