@@ -6,6 +6,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+
+from app.models import DATABASE_INT_MAX
 
 _JSON_PREFIXES = ("/webhooks/", "/readyz", "/healthz")
 
@@ -21,7 +24,16 @@ def _wants_json() -> bool:
     return request.path.startswith(_JSON_PREFIXES) or request.path.endswith(".json")
 
 
+class DatabaseIntConverter(IntegerConverter):
+    """`<int:...>` as far as a database id goes: a larger number is no row, so 404 before any query."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"max": DATABASE_INT_MAX, **kwargs})
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = DatabaseIntConverter
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | HTTPException:
         if not _wants_json():

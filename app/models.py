@@ -35,6 +35,9 @@ else:
     Model = db.Model
 
 
+DATABASE_INT_MAX = 2**31 - 1  # the largest Integer (every id) both SQLite and PostgreSQL store
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

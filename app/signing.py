@@ -6,8 +6,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 TOLERANCE_SECONDS = 300
 
@@ -59,12 +61,26 @@ def verify_hex_hmac_sha256(body: bytes, secrets: Sequence[str], signature: str |
 
 def check_timestamp(seconds: float, now: float | None = None, tolerance: float = TOLERANCE_SECONDS) -> None:
     """Refuse a signed timestamp more than `tolerance` seconds away: a replay, or a badly set clock."""
-    skew = (time.time() if now is None else now) - seconds
+    try:
+        skew = (time.time() if now is None else now) - float(seconds)
+    except OverflowError:  # an integer of hundreds of digits
+        skew = math.nan
+    if not math.isfinite(skew):
+        raise SignatureError(f"the signed timestamp {seconds!r:.20} is not a time")
     if abs(skew) > tolerance:
         raise SignatureError(
             f"the signed timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'in the future'}; "
             f"webhooks more than {tolerance:.0f} s off are refused as replays"
         )
+
+
+def iso_seconds(stamp: str, header: str) -> float:
+    """Unix seconds of an ISO 8601 timestamp header (UTC when it names no zone); SignatureError if none."""
+    try:
+        parsed = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SignatureError(f"{header}: not an ISO 8601 time") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def verify_shared_secret(given: str | None, secrets: Sequence[str]) -> None:

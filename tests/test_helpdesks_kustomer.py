@@ -162,10 +162,12 @@ def test_unicode_subjects_survive():
     assert parse(webhook).facts[0].subject == "注文はどこ 💬 Ünïcødé"
 
 
-def test_a_conversation_without_a_customer_is_a_fact_without_one():
+def test_a_conversation_without_a_customer_is_malformed():
+    """Issue 17: no fact without its customer; the error names the field."""
     webhook = conversation_event("kustomer.conversation.create")
     webhook["data"]["relationships"] = {}
-    assert parse(webhook).facts[0].customer_id is None
+    with pytest.raises(PayloadError, match=r"^data\.relationships\.customer: Missing data"):
+        parse(webhook)
 
 
 @pytest.mark.parametrize(

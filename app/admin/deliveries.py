@@ -33,6 +33,7 @@ STATUSES = (
     DeliveryStatus.DEAD,
 )
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.DEAD)
+FILTERS = ("status", "kind", "email", "conversation_id")
 
 
 def _filtered(workspace: Workspace, form: DeliveryFilterForm) -> Select:
@@ -140,7 +141,9 @@ def deliveries(workspace_id: str) -> tuple[str, int] | str:
         )
     )
     bars, tallest = _hourly(workspace)
-    filters = {name: value for name, value in request.args.items() if name != "before" and value}
+    # only the form's own fields: any other name (workspace_id, _method, _external...) means something
+    # to url_for when the page builds its links from these
+    filters = {name: getattr(form, name).data for name in FILTERS if getattr(form, name).data}
     return render_template(
         "admin/deliveries.html",
         workspace=workspace,

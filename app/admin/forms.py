@@ -35,6 +35,19 @@ from wtforms.validators import (
 from app import helpdesks
 from app.facts import Kind
 from app.klaviyo import mapping
+from app.models import DATABASE_INT_MAX
+
+
+class WholeNumberField(IntegerField):
+    """An IntegerField that refuses a number past a database integer as it reads it, before
+    `NumberRange` compares it: that calls math.isnan, which raises OverflowError on 400 digits."""
+
+    def process_formdata(self, valuelist: list) -> None:
+        super().process_formdata(valuelist)
+        if self.data is not None and abs(self.data) > DATABASE_INT_MAX:
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+
 
 EVENT_KINDS = {
     Kind.CONVERSATION_CREATED: "Conversation created",
@@ -137,12 +150,12 @@ class WorkspaceForm(FlaskForm):
         description="Only for helpdesks that make their own signing secret (Kustomer's webhook token, "
         "Zendesk, Intercom, Front): paste it here. Empty: keep the current one (the set-up guide shows it).",
     )
-    csat_threshold = IntegerField(
+    csat_threshold = WholeNumberField(
         "CSAT threshold",
         validators=[InputRequired(), NumberRange(1, 5)],
         description="Ratings at or above this count as satisfied (score 1).",
     )
-    bulk_threshold = IntegerField(
+    bulk_threshold = WholeNumberField(
         "Backlog threshold",
         validators=[InputRequired(), NumberRange(10, 100_000)],
         description="Past this many events owed at once (after an outage, say), they go out in bulk "
@@ -238,7 +251,7 @@ class DeliveryFilterForm(FlaskForm):
     kind = SelectField("Kind", choices=[], validators=[Optional()])
     email = StringField("Customer email", validators=[Optional(), Length(max=320)])
     conversation_id = StringField("Conversation id", validators=[Optional(), Length(max=255)])
-    before = IntegerField(validators=[Optional()])
+    before = WholeNumberField(validators=[Optional(), NumberRange(min=1, max=DATABASE_INT_MAX)])
 
 
 class BackfillForm(FlaskForm):

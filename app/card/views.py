@@ -77,8 +77,8 @@ def _identifier() -> tuple[str, str]:
 
 
 def _whole_number(text: str) -> bool:
-    """True for ASCII digits only: `str.isdigit` also takes "²", which `int` refuses."""
-    return text.isascii() and text.isdigit()
+    """True for up to 20 ASCII digits: `str.isdigit` also takes "²", and `int` refuses 5,000 digits."""
+    return text.isascii() and text.isdigit() and len(text) <= 20
 
 
 def _authorize(workspace: Workspace | None, kind: str, value: str) -> Workspace:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,10 +36,9 @@ def moment(value: Any, where: str) -> datetime | None:
     if isinstance(value, bool):
         raise PayloadError(f"{where}: Not a valid datetime.")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 10**11 else value
         try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
+            return datetime.fromtimestamp(value / 1000 if value > 10**11 else value, UTC)
+        except (OverflowError, OSError, ValueError):  # past year 9999, NaN, or a 400-digit number
             raise PayloadError(f"{where}: Not a valid datetime.") from None
     if not isinstance(value, str):
         raise PayloadError(f"{where}: Not a valid datetime.")
@@ -63,14 +64,27 @@ def mapping(value: Any, where: str) -> dict:
     return value
 
 
+def required_mapping(value: Any, where: str) -> dict:
+    """A JSON object that must be there: PayloadError for null, absent or any other type."""
+    if value is None:
+        raise PayloadError(f"{where}: Missing data for required field.")
+    return mapping(value, where)
+
+
 def text(value: Any, where: str) -> str | None:
     """A string, a number as its text, or None for null/absent/blank."""
     if value is None or isinstance(value, bool):
         if isinstance(value, bool):
             raise PayloadError(f"{where}: Not a valid string.")
         return None
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise PayloadError(f"{where}: Not a valid string (a number past 64 bits).")
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PayloadError(f"{where}: Not a valid string (a number out of range).")
+        return str(int(value)) if value.is_integer() else str(value)
     if not isinstance(value, str):
         raise PayloadError(f"{where}: Not a valid string.")
     return value.strip() or None
@@ -92,9 +106,10 @@ def body_id(event: str, payload: dict) -> str:
 def rating(value: Any, where: str) -> int:
     """A whole 1-5 rating, given as a number or its text."""
     raw = value
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != int(raw) or not 1 <= raw <= 5:
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):  # "²" is a digit to str.isdigit, not to int
+            raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 1 <= raw <= 5 or raw != int(raw):
         raise PayloadError(f"{where}: must be a whole number from 1 to 5.")
     return int(raw)
 

@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
-from app.helpdesks.common import load, mapping, moment, required
+from app.helpdesks.common import load, mapping, moment, required, required_mapping, required_text
 from app.signing import SignatureError, verify_hex_hmac_sha256
 
 SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
@@ -78,15 +78,18 @@ def _conversation_base(envelope: dict, sent_at: datetime | None) -> dict[str, An
     data = envelope["data"]
     attributes = data["attributes"]
     relationships = mapping(data.get("relationships"), "data.relationships")
-    customer = mapping(relationships.get("customer"), "data.relationships.customer")
-    customer_id = mapping(customer.get("data"), "data.relationships.customer.data").get("id")
+    # Every conversation in Kustomer's examples names its customer; one that does not is malformed,
+    # and a fact without a customer is one no Klaviyo profile can take.
+    customer = required_mapping(relationships.get("customer"), "data.relationships.customer")
+    customer_data = required_mapping(customer.get("data"), "data.relationships.customer.data")
+    customer_id = required_text(customer_data.get("id"), "data.relationships.customer.data.id")
     channels = attributes.get("channels") or []
     subject = attributes.get("name")
     if subject is not None and not isinstance(subject, str):
         raise PayloadError("data.attributes.name: Not a valid string.")
     return {
         "conversation_id": data["id"],
-        "customer_id": str(customer_id) if customer_id else None,
+        "customer_id": customer_id,
         "subject": subject,
         "channel": channels[0] if isinstance(channels, list) and channels else None,
         "org_name": envelope.get("orgName"),

@@ -18,7 +18,7 @@ import requests
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
 from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
-from app.signing import SignatureError, check_timestamp, verify_hmac
+from app.signing import SignatureError, check_timestamp, iso_seconds, verify_hmac
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -205,7 +205,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         verify_hmac(stamp.encode() + body, secrets, headers.get(SIGNATURE_HEADER), encoding="base64")
     except SignatureError as error:
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
-    check_timestamp(required(moment(stamp, TIMESTAMP_HEADER), TIMESTAMP_HEADER).timestamp())
+    check_timestamp(iso_seconds(stamp, TIMESTAMP_HEADER))
 
 
 HELPDESK = Helpdesk(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
+import re
 import time
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -20,6 +23,12 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
 _JSON_TYPES = ("application/json", "application/vnd.api+json")
 MAX_ID_LENGTH = 255
+# Helpdesk bodies nest a few levels; a limit far above them keeps every walk over the payload (ours,
+# marshmallow's, json's) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 @bp.before_request
@@ -65,15 +74,15 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
     except SignatureError as error:
         return json_error(401, "bad_signature", str(error))
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = parse_json(body)
+    except ValueError as error:
         return json_error(400, "invalid_json", f"The body is not valid JSON: {error}.")
     if not isinstance(payload, dict):
         return json_error(400, "invalid_payload", "The body must be a JSON object.")
     if helpdesk.handshake is not None and (answer := helpdesk.handshake(payload, request.headers)):
         return jsonify(answer)  # a set-up check, verified like any webhook; nothing is stored
     try:
-        _refuse_nul(payload, "")
+        _refuse_bad_text(payload, "")
         webhook = helpdesk.parse(payload, request.headers)
         _check_ids(webhook)
     except PayloadError as error:
@@ -112,18 +121,57 @@ def _verify(helpdesk: helpdesks.Helpdesk, workspace: workspaces.IntakeWorkspace,
         helpdesk.verify(body, request.headers, workspace.secrets)
 
 
-def _refuse_nul(value: object, path: str) -> None:
-    """NUL characters are no part of any helpdesk's data, and databases refuse them in text."""
+def parse_json(body: bytes) -> object:
+    """The body's JSON; ValueError when it is not JSON, nests too deep or holds a number out of range."""
+    text = body.decode(json.detect_encoding(body))  # what json.loads reads bytes as
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"it nests deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text, parse_int=_integer, parse_float=_finite, parse_constant=_no_constant)
+
+
+def _depth(text: str) -> int:
+    """How deep the arrays and objects of JSON text nest, counted outside its strings, in linear time."""
+    outside_strings = _STRING.sub("", _ESCAPE.sub("", text))
+    brackets = _NOT_BRACKETS.sub("", outside_strings)
+    return max(itertools.accumulate(1 if bracket in "[{" else -1 for bracket in brackets), default=0)
+
+
+def _integer(text: str) -> int | float:
+    value = int(text)
+    if -(2**63) <= value < 2**63:
+        return value
+    # JavaScript senders write large doubles out in full (1e21 as 21 digits): keep them as doubles
+    return _finite(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _refuse_bad_text(value: object, path: str) -> None:
+    """NUL characters and lone surrogates are no part of any helpdesk's data; databases refuse both."""
     if isinstance(value, str):
         if "\x00" in value:
             raise PayloadError(f"{path or 'the body'}: contains a NUL character.")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise PayloadError(f"{path or 'the body'}: contains a lone UTF-16 surrogate.") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _refuse_nul(key, path)
-            _refuse_nul(item, f"{path}.{key}" if path else str(key))
+            _refuse_bad_text(key, path)
+            _refuse_bad_text(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _refuse_nul(item, f"{path}[{index}]")
+            _refuse_bad_text(item, f"{path}[{index}]")
 
 
 def _check_ids(webhook: Webhook) -> None:
