@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import (
-    delete,
     JSON,
     DateTime,
     ForeignKey,
@@ -21,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import generate_password_hash
@@ -300,14 +300,14 @@ class User(UserMixin, Model):
     is_operator: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    memberships: Mapped[list[Membership]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
-    )
-    # the session this request came with (Flask-Login stores get_id() in the cookie)
-    session_token: str | None = None
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    def with_session(self, token: str) -> User:
+        """This user as signed in by the session `token` (what Flask-Login keeps in the cookie)."""
+        self._session_token = token
+        return self
 
     def get_id(self) -> str | None:
-        return self.session_token
+        return getattr(self, "_session_token", None)
 
     def role_in(self, workspace_id: str) -> str | None:
         """The user's role in the workspace (owner for an operator); None when they may not see it."""

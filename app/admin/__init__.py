@@ -32,9 +32,7 @@ def _load_user(token: str) -> User | None:
     if stored is None or stored.expires_at <= utcnow():
         return None
     user = db.session.get(User, stored.user_id)
-    if user is not None:
-        user.session_token = token
-    return user
+    return user.with_session(token) if user is not None else None
 
 
 @bp.after_request

@@ -35,7 +35,7 @@ def require_operator() -> None:
         abort(403)
 
 
-def visible_workspaces() -> Select[tuple[Workspace]]:
+def visible_workspaces() -> Select[Workspace]:
     """The workspaces the signed-in user may see, oldest first."""
     query = select(Workspace).order_by(Workspace.created_at)
     if current_user.is_operator:

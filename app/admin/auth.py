@@ -117,9 +117,9 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401
     failed_logins.clear(email)
     user.last_login_at = utcnow()
-    user.session_token = start_session(user)
+    token = start_session(user)
     db.session.commit()
-    login_user(user)
+    login_user(user.with_session(token))
     flash(f"Signed in as {user.email}.")
     return redirect(same_site_path(request.args.get("next", "")) or url_for("admin.workspaces"))
 

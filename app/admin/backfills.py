@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from app import backfill as backfills
 from app.admin import bp
-from app.admin.forms import BackfillForm, ButtonForm
 from app.admin.access import load
+from app.admin.forms import BackfillForm, ButtonForm
 from app.backfill import report
 from app.backfill.leases import take_lease
 from app.backfill.report import problems_of

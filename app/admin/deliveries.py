@@ -15,8 +15,8 @@ from wtforms.fields.choices import SelectChoice
 
 from app import klaviyo
 from app.admin import bp
-from app.admin.forms import ButtonForm, DeliveryFilterForm
 from app.admin.access import load
+from app.admin.forms import ButtonForm, DeliveryFilterForm
 from app.crypto import mask
 from app.extensions import db, redis_client
 from app.facts import Kind

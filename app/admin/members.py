@@ -22,9 +22,7 @@ def _page(workspace: Workspace, form: MemberForm, status: int = 200) -> tuple[st
         .order_by(User.email)
     ).all()
     return (
-        render_template(
-            "admin/members.html", workspace=workspace, rows=rows, form=form, button=ButtonForm()
-        ),
+        render_template("admin/members.html", workspace=workspace, rows=rows, form=form, button=ButtonForm()),
         status,
     )
 
@@ -40,7 +38,7 @@ def add_member(workspace_id: str) -> Response | tuple[str, int]:
     form = MemberForm()
     if not form.validate_on_submit():
         return _page(workspace, form, 400)
-    user = db.session.scalar(select(User).filter_by(email=form.email.data.strip().lower()))
+    user = db.session.scalar(select(User).filter_by(email=(form.email.data or "").strip().lower()))
     if user is None:
         form.email.errors = ["No account has this email; an operator creates it (flask admin create-user)."]
         return _page(workspace, form, 400)
