@@ -301,6 +301,7 @@ class User(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
     def with_session(self, token: str) -> User:
         """This user as signed in by the session `token` (what Flask-Login keeps in the cookie)."""
         self._session_token = token
