@@ -274,4 +274,4 @@ class MemberForm(FlaskForm):
     """An owner adds an existing account to the workspace, or changes its role there."""
 
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
-    role = SelectField("Role", choices=[("member", "member"), ("owner", "owner")], default="member")
+    role = SelectField("Role", choices=[SelectChoice("member"), SelectChoice("owner")], default="member")
