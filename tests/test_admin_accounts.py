@@ -69,7 +69,9 @@ def test_the_workspace_list_shows_only_the_users_workspaces(app, admin, two_work
         assert hidden not in page
         assert "New workspace" not in page
     page = text_of(admin.get("/admin/workspaces"))
-    assert "Acme" in page and "Globex" in page and "New workspace" in page
+    assert "Acme" in page
+    assert "Globex" in page
+    assert "New workspace" in page
 
 
 @pytest.mark.parametrize("email", [OWNER, MEMBER])
