@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
@@ -401,8 +400,8 @@ def token_of(page: str) -> str:
 # --- the migration
 
 
-def test_the_migration_makes_existing_admins_operators(tmp_path: Path, make_app):
-    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}"})
+def test_the_migration_makes_existing_admins_operators(database_url, make_app):
+    app = make_app({"DATABASE_URL": database_url})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS), revision="6a2405ae77fa")
         db.session.execute(
@@ -412,4 +411,13 @@ def test_the_migration_makes_existing_admins_operators(tmp_path: Path, make_app)
         db.session.commit()
         upgrade(directory=str(MIGRATIONS))
         assert db.session.scalars(db.select(User)).one().is_operator
+        globex = new_workspace("Globex")
+        add_user(MEMBER)
+        db.engine.dispose()
+    operator, member = signed_in(app, ADMIN), signed_in(app, MEMBER)
+    assert operator.get(f"/admin/workspaces/{globex}/deliveries").status_code == 200
+    assert member.get(f"/admin/workspaces/{globex}/deliveries").status_code == 404
+    post(operator, "/admin/logout")
+    assert operator.get("/admin/workspaces").status_code == 302
+    with app.app_context():
         db.engine.dispose()
