@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 from kombu import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings
 
@@ -53,6 +54,11 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     app.config["CELERY"] = _celery_config(
         app.config.get("REDIS_URL"), app.config["REQUEUE_INTERVAL_SECONDS"], app.config.get("CELERY", {})
     )
+
+    if settings.trusted_proxies:
+        # the client's address (the sign-in throttle's key), scheme and host as the proxies saw them
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from app.crypto import SecretBox
     from app.extensions import celery_init_app, db, migrate, redis_client

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from app import helpdesks
 from app.extensions import db
-from app.models import User, Workspace, hash_password, new_webhook_secret
+from app.models import Membership, Role, User, Workspace, end_sessions, hash_password, new_webhook_secret
 
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
-admin_cli = AppGroup("admin", help="Manage admin accounts.")
+admin_cli = AppGroup("admin", help="Manage admin accounts and their roles in workspaces.")
 secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
 helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to set each up.")
 kustomer_cli = AppGroup(
@@ -222,19 +222,71 @@ def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str 
     )
 
 
+def _user(email: str) -> User:
+    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no account has the email {email}")
+    return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 12:
+        raise click.BadParameter("use at least 12 characters", param_hint="--password")
+
+
 @admin_cli.command("create-user")
 @click.argument("email")
 @click.password_option("--password", help="Asked for when not given.")
-def create_user(email: str, password: str) -> None:
-    """Create an admin who can sign in to /admin."""
+@click.option("--operator", is_flag=True, help="May do everything in every workspace, and create workspaces.")
+def create_user(email: str, password: str, operator: bool) -> None:
+    """Create an account that can sign in to /admin (give it workspaces with `admin grant`)."""
     email = email.strip().lower()
-    if len(password) < 12:
-        raise click.BadParameter("use at least 12 characters", param_hint="--password")
+    _check_password(password)
     if db.session.scalar(select(User).filter_by(email=email)):
         raise click.ClickException(f"an admin with the email {email} already exists")
-    db.session.add(User(email=email, password_hash=hash_password(password)))
+    db.session.add(User(email=email, password_hash=hash_password(password), is_operator=operator))
     db.session.commit()
-    click.echo(f"created admin {email}")
+    click.echo(f"created {'operator' if operator else 'user'} {email}")
+
+
+@admin_cli.command("remove-user")
+@click.argument("email")
+def remove_user(email: str) -> None:
+    """Delete an account, its workspace roles and every session it has open."""
+    user = _user(email)
+    ended = end_sessions(user)
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"removed {user.email}; ended {ended} session{'s' if ended != 1 else ''}")
+
+
+@admin_cli.command("reset-password")
+@click.argument("email")
+@click.password_option("--password", help="Asked for when not given.")
+def reset_password(email: str, password: str) -> None:
+    """Set a new password and end every session the account has open."""
+    _check_password(password)
+    user = _user(email)
+    user.password_hash = hash_password(password)
+    ended = end_sessions(user)
+    db.session.commit()
+    click.echo(f"new password for {user.email}; ended {ended} session{'s' if ended != 1 else ''}")
+
+
+@admin_cli.command("grant")
+@click.argument("email")
+@click.argument("workspace_id")
+@click.option("--role", type=click.Choice(Role.ALL), default=Role.MEMBER, show_default=True)
+def grant(email: str, workspace_id: str, role: str) -> None:
+    """Give an account a role in a workspace (replacing the role it had there)."""
+    user, workspace = _user(email), _workspace(workspace_id)
+    membership = db.session.scalar(select(Membership).filter_by(user_id=user.id, workspace_id=workspace.id))
+    if membership is None:
+        db.session.add(Membership(user_id=user.id, workspace_id=workspace.id, role=role))
+    else:
+        membership.role = role
+    db.session.commit()
+    click.echo(f"{user.email} is {role} of {workspace.name} ({workspace.id})")
 
 
 @secrets_cli.command("reencrypt")

@@ -64,6 +64,13 @@ def _fraction(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name) or "0"
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError(f"{name} must be a whole number from 0 to 10, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, with the defaults of a local run."""
@@ -85,6 +92,7 @@ class Settings:
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
     backfill_poll_seconds: float = 2.0  # how often a backfill asks Klaviyo how an import job is doing
+    trusted_proxies: int = 0  # reverse proxies in front of the web process, whose X-Forwarded-* we trust
 
     @classmethod
     def from_env(cls, instance_path: Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +123,7 @@ class Settings:
                 "KUSTOMER_CARD_SDK_URL", env.get("KUSTOMER_CARD_SDK_URL") or KUSTOMER_CARD_SDK_URL
             ),
             backfill_poll_seconds=_seconds(env, "BACKFILL_POLL_SECONDS", 2.0),
+            trusted_proxies=_count(env, "TRUSTED_PROXIES"),
         )
 
     def as_flask_config(self) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import generate_password_hash
@@ -277,16 +279,83 @@ class Customer(Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Role:
+    """What a user may do in one workspace; an operator may do everything in every workspace."""
+
+    MEMBER = "member"  # see it, its delivery log and backfills; retry, resume, send a test event
+    OWNER = "owner"  # and change its settings and secrets, run backfills, invite and remove members
+
+    ALL = (MEMBER, OWNER)
+
+    @staticmethod
+    def covers(held: str, needed: str) -> bool:
+        return held == Role.OWNER or needed == Role.MEMBER
+
+
 class User(UserMixin, Model):
-    """An admin who can sign in to /admin."""
+    """Someone who can sign in to /admin: an operator of the deployment, or a member of workspaces."""
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    is_operator: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    def with_session(self, token: str) -> User:
+        """This user as signed in by the session `token` (what Flask-Login keeps in the cookie)."""
+        self._session_token = token
+        return self
+
+    def get_id(self) -> str | None:
+        return getattr(self, "_session_token", None)
+
+    def role_in(self, workspace_id: str) -> str | None:
+        """The user's role in the workspace (owner for an operator); None when they may not see it."""
+        if self.is_operator:
+            return Role.OWNER
+        return next((m.role for m in self.memberships if m.workspace_id == workspace_id), None)
+
+
+class Membership(Model):
+    """A user's role in one workspace."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "workspace_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default=Role.MEMBER)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class UserSession(Model):
+    """A signed-in session: the cookie holds its token, the database only the token's SHA-256.
+
+    Deleting the row ends the session wherever its cookie went (sign-out, password reset, removal).
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+def end_sessions(user: User) -> int:
+    """End every session of `user` (a password reset, a removal); how many there were."""
+    result = db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class BackfillStatus:

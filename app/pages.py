@@ -19,7 +19,12 @@ def nonce() -> str:
 
 
 def protect(
-    response: R, *, frame_ancestors: str = "'none'", form_action: str = "'none'", scripts: bool = False
+    response: R,
+    *,
+    frame_ancestors: str = "'none'",
+    form_action: str = "'none'",
+    scripts: bool = False,
+    referrer: str = "no-referrer",
 ) -> R:
     """A strict Content-Security-Policy and the headers that keep a page out of caches and referrers."""
     token = nonce()
@@ -28,7 +33,7 @@ def protect(
         f"default-src 'none'; style-src 'nonce-{token}'; {script}img-src 'self' data:; base-uri 'none'; "
         f"form-action {form_action}; frame-ancestors {frame_ancestors}"
     )
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = referrer
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -44,7 +44,7 @@ def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
     ).raise_for_status()
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.helpdesk_key = HELPDESK_KEY
@@ -97,7 +97,7 @@ def urls(app, workspace_id: str, delivery_id: int) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
-        values = {"workspace_id": workspace_id, "delivery_id": delivery_id, "backfill_id": 1}
+        values = {"workspace_id": workspace_id, "delivery_id": delivery_id, "backfill_id": 1, "user_id": 1}
         url = rule.rule
         for name in rule.arguments:
             url = url.replace(f"<{name}>", str(values[name])).replace(f"<int:{name}>", str(values[name]))

@@ -100,7 +100,7 @@ def test_cancel_stops_a_backfill_and_says_so(app, admin):
 def admin_and_workspace(app, name: str) -> str:
     """An admin who can sign in, and a Kustomer workspace on the Klaviyo sandbox; its id."""
     with app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         workspace = Workspace(name=name, helpdesk="kustomer", settings={})
         workspace.klaviyo_key, workspace.webhook_secret = SANDBOX_KEY, "secret"
         db.session.add(workspace)

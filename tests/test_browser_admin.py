@@ -53,7 +53,7 @@ def database_url(tmp_path: Path) -> str:
 
 def test_an_admin_sets_up_a_workspace_and_fixes_a_failing_delivery(service, klaviyo, kustomer, browser):
     with service.app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         db.session.commit()
     requests.post(
         f"{kustomer.url}/sandbox/customers",

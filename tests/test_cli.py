@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
+from werkzeug.security import check_password_hash
 
 from app import MIGRATIONS
 from app.extensions import db
@@ -125,3 +126,53 @@ def test_secrets_survive_a_secret_key_rotation(tmp_path, make_app):
     with after.app_context():
         assert db.session.scalars(db.select(Workspace)).one().klaviyo_key == "pk_abc_123456"
         db.engine.dispose()
+
+
+def test_create_user_makes_an_operator_only_when_asked(app):
+    runner = app.test_cli_runner()
+    assert (
+        runner.invoke(args=["admin", "create-user", "a@example.com", "--password", "x" * 12]).exit_code == 0
+    )
+    result = runner.invoke(
+        args=["admin", "create-user", "b@example.com", "--password", "x" * 12, "--operator"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "created operator b@example.com" in result.output
+    with app.app_context():
+        operators = dict(db.session.execute(db.select(User.email, User.is_operator)).all())
+    assert operators == {"a@example.com": False, "b@example.com": True}
+
+
+def test_grant_gives_a_role_in_a_workspace_and_changes_it(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["admin", "create-user", "lead@example.com", "--password", "x" * 12])
+    created = runner.invoke(args=["workspace", "create", "--name", "Acme", "--klaviyo-key", "pk_abc_123456"])
+    ws_id = json.loads(created.output)["id"]
+    result = runner.invoke(args=["admin", "grant", "Lead@example.com", ws_id, "--role", "member"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["admin", "grant", "lead@example.com", ws_id, "--role", "owner"])
+    assert f"lead@example.com is owner of Acme ({ws_id})" in result.output
+    with app.app_context():
+        user = db.session.scalars(db.select(User)).one()
+        assert user.role_in(ws_id) == "owner"
+        assert user.role_in("another-workspace") is None
+    assert runner.invoke(args=["admin", "grant", "nobody@example.com", ws_id]).exit_code == 1
+    missing = runner.invoke(args=["admin", "grant", "lead@example.com", "no-such-id"])
+    assert "no workspace has the id no-such-id" in missing.output
+
+
+def test_reset_password_and_remove_user(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["admin", "create-user", "ops@example.com", "--password", "x" * 12])
+    short = runner.invoke(args=["admin", "reset-password", "ops@example.com", "--password", "short"])
+    assert short.exit_code == 2
+    result = runner.invoke(args=["admin", "reset-password", "ops@example.com", "--password", "y" * 12])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        stored = db.session.scalars(db.select(User)).one().password_hash
+        assert check_password_hash(stored, "y" * 12)
+    result = runner.invoke(args=["admin", "remove-user", "ops@example.com"])
+    assert "removed ops@example.com; ended 0 sessions" in result.output
+    with app.app_context():
+        assert db.session.scalars(db.select(User)).all() == []
+    assert runner.invoke(args=["admin", "remove-user", "ops@example.com"]).exit_code == 1

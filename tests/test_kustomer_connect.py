@@ -266,7 +266,11 @@ def test_the_connect_kustomer_button_connects_the_workspace(app, kustomer):
     workspace_id = new_workspace(app)
     with app.app_context():
         db.session.add(
-            User(email="admin@example.com", password_hash=generate_password_hash("a-long-password"))
+            User(
+                email="admin@example.com",
+                password_hash=generate_password_hash("a-long-password"),
+                is_operator=True,
+            )
         )
         db.session.commit()
     client = app.test_client()

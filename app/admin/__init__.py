@@ -1,19 +1,21 @@
 """`/admin`: sign-in, workspace settings and set-up guide, and the delivery log (all server-rendered).
 
-Every route here needs a signed-in admin except the sign-in page itself; every form carries a CSRF
-token (Flask-WTF's CSRFProtect guards every POST in the app; only the webhook intake is exempt).
+Every route here needs a signed-in user except the sign-in page itself, and a role in the workspace
+it acts on (app.admin.access); every form carries a CSRF token (Flask-WTF's CSRFProtect guards every
+POST in the app; only the webhook intake is exempt). Sessions live in the database (UserSession):
+the cookie carries a session token, so signing out or a password reset ends a session everywhere.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, redirect, render_template, request, url_for
-from flask_login import LoginManager, current_user
+from flask import Blueprint, Flask, redirect, render_template, url_for
+from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
 from app import pages
 from app.extensions import db
-from app.models import User
+from app.models import User, UserSession, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf = CSRFProtect()
@@ -21,24 +23,23 @@ login_manager = LoginManager()
 login_manager.login_view = "admin.login"
 login_manager.login_message = "Sign in to see that page."
 login_manager.session_protection = "basic"
-PUBLIC_ENDPOINTS = {"admin.login"}
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
-
-
-@bp.before_request
-def _require_login() -> Response | None:
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+def _load_user(token: str) -> User | None:
+    """The user whose live session the cookie names; None once it was ended or ran out."""
+    stored = db.session.get(UserSession, UserSession.key(token))
+    if stored is None or stored.expires_at <= utcnow():
         return None
-    return login_manager.unauthorized()
+    user = db.session.get(User, stored.user_id)
+    return user.with_session(token) if user is not None else None
 
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    return pages.protect(response, form_action="'self'", scripts=True)
+    # same-origin: the browser then sends Referer and Origin on our own forms, which Flask-WTF's
+    # strict check needs over https, and still no referrer to any other site
+    return pages.protect(response, form_action="'self'", scripts=True, referrer="same-origin")
 
 
 @bp.get("/")
@@ -47,10 +48,10 @@ def index() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app.admin import auth, backfills, deliveries, workspaces  # noqa: F401  (their routes join bp)
+    from app.admin import access, auth, backfills, deliveries, members, workspaces  # noqa: F401
     from app.push import webhooks
 
-    app.before_request(backfills.allow_large_uploads)  # before CSRFProtect reads the form
+    app.before_request(access.gate)  # before CSRFProtect reads the form
     csrf.init_app(app)
     csrf.exempt(webhooks.bp)  # helpdesks sign their webhooks; they cannot carry our CSRF token
     login_manager.init_app(app)

@@ -1,17 +1,23 @@
-"""Sign-in and sign-out, with failed attempts throttled per email address and per client address."""
+"""Sign-in and sign-out, with failed attempts throttled per (email, client address) and per address.
+
+A failure counts against the address it came from, never against the email everywhere: someone
+guessing an admin's password from elsewhere cannot lock the admin out.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import time
 from collections import defaultdict
+from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
@@ -19,11 +25,11 @@ from wtforms.validators import DataRequired, Length
 
 from app.admin import bp
 from app.extensions import db, redis_client
-from app.models import User, utcnow
+from app.models import User, UserSession, utcnow
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 15 * 60
-MAX_FAILURES_PER_EMAIL = 5
+MAX_FAILURES_PER_EMAIL = 5  # from one address
 MAX_FAILURES_PER_ADDRESS = 20
 
 
@@ -46,7 +52,7 @@ class FailedLogins:
 
     def _keys(self, email: str) -> list[tuple[str, int]]:
         return [
-            (f"login-failures:email:{email}", MAX_FAILURES_PER_EMAIL),
+            (f"login-failures:email:{email}:{request.remote_addr}", MAX_FAILURES_PER_EMAIL),
             (f"login-failures:address:{request.remote_addr}", MAX_FAILURES_PER_ADDRESS),
         ]
 
@@ -111,18 +117,46 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401
     failed_logins.clear(email)
     user.last_login_at = utcnow()
+    token = start_session(user)
     db.session.commit()
-    login_user(user)
+    login_user(user.with_session(token))
     flash(f"Signed in as {user.email}.")
-    target = request.args.get("next", "")
-    # only a path on this site: an absolute URL here would make the sign-in page an open redirect
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = url_for("admin.workspaces")
-    return redirect(target)
+    return redirect(same_site_path(request.args.get("next", "")) or url_for("admin.workspaces"))
+
+
+def start_session(user: User) -> str:
+    """A new session of `user` recorded in the database; its token goes in the cookie."""
+    token = secrets.token_urlsafe(32)
+    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    db.session.add(UserSession(id=UserSession.key(token), user_id=user.id, expires_at=utcnow() + lifetime))
+    # a sign-in is a good moment to forget the user's sessions that ran out
+    db.session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= utcnow())
+    )
+    return token
+
+
+def same_site_path(target: str) -> str | None:
+    """`target` when it is a path on this site, else None: the sign-in page must not redirect away.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash (a tab between the
+    slashes of `/ /evil.example` makes it //evil.example), so a control character, a space or a
+    backslash anywhere refuses the target; a newline would also break the Location header.
+    """
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F or char == "\\" for char in target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    token = current_user.get_id()
+    if token:
+        db.session.execute(delete(UserSession).where(UserSession.id == UserSession.key(token)))
+        db.session.commit()
     logout_user()
     flash("Signed out.")
     return redirect(url_for("admin.login"))

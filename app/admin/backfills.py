@@ -7,7 +7,7 @@ import logging
 from contextlib import closing
 from datetime import UTC, datetime, time, timedelta
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from kombu.exceptions import KombuError
@@ -16,23 +16,17 @@ from sqlalchemy import select
 
 from app import backfill as backfills
 from app.admin import bp
+from app.admin.access import load
 from app.admin.forms import BackfillForm, ButtonForm
-from app.admin.workspaces import load
 from app.backfill import report
 from app.backfill.leases import take_lease
 from app.backfill.report import problems_of
 from app.extensions import db
-from app.models import Backfill, BackfillStatus, Workspace
+from app.models import Backfill, BackfillStatus, Role, Workspace
 
 SHOWN_PROBLEMS = 100
 RUN_TASK = "backfills.run"
 log = logging.getLogger(__name__)
-
-
-def allow_large_uploads() -> None:
-    """An export is far larger than a webhook: lift the body limit for the upload, before CSRF reads it."""
-    if request.endpoint == "admin.start_backfill":
-        request.max_content_length = current_app.config["BACKFILL_MAX_UPLOAD_BYTES"]
 
 
 def _backfill(workspace: Workspace, backfill_id: int) -> Backfill:
@@ -54,7 +48,7 @@ def _form(workspace: Workspace) -> BackfillForm:
 
 @bp.get("/workspaces/<workspace_id>/backfills")
 def backfills_page(workspace_id: str) -> str:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     return _page(workspace, _form(workspace))
 
 
@@ -115,7 +109,7 @@ def _run(row: Backfill) -> None:
 
 @bp.get("/workspaces/<workspace_id>/backfills/<int:backfill_id>")
 def backfill_detail(workspace_id: str, backfill_id: int) -> str:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     row = _backfill(workspace, backfill_id)
     problems = []
     for problem in problems_of(row.id):
@@ -136,7 +130,7 @@ def backfill_detail(workspace_id: str, backfill_id: int) -> str:
 
 @bp.get("/workspaces/<workspace_id>/backfills/<int:backfill_id>/problems.csv")
 def backfill_problems_csv(workspace_id: str, backfill_id: int) -> Response:
-    row = _backfill(load(workspace_id), backfill_id)
+    row = _backfill(load(workspace_id, Role.MEMBER), backfill_id)
     buffer = io.StringIO()
     report.write_csv(row, buffer)
     return Response(

@@ -15,13 +15,13 @@ from wtforms.fields.choices import SelectChoice
 
 from app import klaviyo
 from app.admin import bp
+from app.admin.access import load
 from app.admin.forms import ButtonForm, DeliveryFilterForm
-from app.admin.workspaces import load
 from app.crypto import mask
 from app.extensions import db, redis_client
 from app.facts import Kind
 from app.klaviyo import mapping
-from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
+from app.models import Customer, Delivery, DeliveryStatus, Role, Workspace, utcnow
 from app.push import backlog, delivery, publisher
 
 PAGE_SIZE = 50
@@ -113,7 +113,7 @@ def _queue_depth() -> int | None:
 
 @bp.get("/workspaces/<workspace_id>/deliveries")
 def deliveries(workspace_id: str) -> tuple[str, int] | str:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     form = DeliveryFilterForm(request.args)
     form.status.choices = [SelectChoice("", "any"), *(SelectChoice(status) for status in STATUSES)]
     form.kind.choices = [
@@ -171,7 +171,7 @@ def _load_delivery(workspace: Workspace, delivery_id: int) -> Delivery:
 
 @bp.get("/workspaces/<workspace_id>/deliveries/<int:delivery_id>")
 def delivery_detail(workspace_id: str, delivery_id: int) -> str:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     row = _load_delivery(workspace, delivery_id)
     path = delivery.klaviyo_path(Kind(row.kind))
     headers = {
@@ -210,7 +210,7 @@ def _retry(rows: list[int]) -> int:
 
 @bp.post("/workspaces/<workspace_id>/deliveries/<int:delivery_id>/retry")
 def retry_delivery(workspace_id: str, delivery_id: int) -> Response:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     row = _load_delivery(workspace, delivery_id)
     if not ButtonForm().validate_on_submit():
         abort(400)
@@ -224,7 +224,7 @@ def retry_delivery(workspace_id: str, delivery_id: int) -> Response:
 
 @bp.post("/workspaces/<workspace_id>/deliveries/retry")
 def retry_all(workspace_id: str) -> Response:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     if not ButtonForm().validate_on_submit():
         abort(400)
     statuses = [status for status in request.form.getlist("status") if status in RETRYABLE] or list(RETRYABLE)

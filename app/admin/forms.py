@@ -281,3 +281,10 @@ class BackfillForm(FlaskForm):
         description="acme in acme.kustomerapp.com: the conversation links use it.",
     )
     dry_run = BooleanField("Dry run: check everything and count what would be sent, send nothing")
+
+
+class MemberForm(FlaskForm):
+    """An owner adds an existing account to the workspace, or changes its role there."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
+    role = SelectField("Role", choices=[SelectChoice("member"), SelectChoice("owner")], default="member")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app import helpdesks, klaviyo
 from app.admin import bp
+from app.admin.access import load, require_operator, visible_workspaces
 from app.admin.forms import (
     EVENT_KINDS,
     METRIC_KINDS,
@@ -27,7 +28,7 @@ from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
 from app.klaviyo import probe
-from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
+from app.models import DEFAULT_SETTINGS, Delivery, Role, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
 
 SETTINGS = (
@@ -44,21 +45,14 @@ SETTINGS = (
 HELPDESK_DEFAULTS = ("link_template", "property_prefix", "card_frame_ancestors", "helpdesk_api_url")
 
 
-def load(workspace_id: str) -> Workspace:
-    workspace = db.session.get(Workspace, workspace_id)
-    if workspace is None:
-        abort(404)
-    return workspace
-
-
 @bp.get("/workspaces")
 def workspaces() -> str:
-    rows = db.session.scalars(select(Workspace).order_by(Workspace.created_at)).all()
+    rows = db.session.scalars(visible_workspaces()).all()
     counts: dict[str, dict[str, int]] = {}
     for workspace_id, status, count in db.session.execute(
-        select(Delivery.workspace_id, Delivery.status, func.count()).group_by(
-            Delivery.workspace_id, Delivery.status
-        )
+        select(Delivery.workspace_id, Delivery.status, func.count())
+        .where(Delivery.workspace_id.in_([row.id for row in rows]))
+        .group_by(Delivery.workspace_id, Delivery.status)
     ):
         counts.setdefault(workspace_id, {})[status] = count
     return render_template("admin/workspaces.html", workspaces=rows, counts=counts)
@@ -149,6 +143,7 @@ def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int
 
 @bp.route("/workspaces/new", methods=["GET", "POST"])
 def new_workspace():
+    require_operator()
     form = WorkspaceForm()
     if not form.is_submitted():
         form.helpdesk.data = "kustomer"
@@ -174,7 +169,7 @@ def new_workspace():
 
 @bp.route("/workspaces/<workspace_id>", methods=["GET", "POST"])
 def edit_workspace(workspace_id: str):
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.OWNER if request.method == "POST" else Role.MEMBER)
     form = WorkspaceForm()
     if not form.is_submitted():
         _fill(form, workspace)
@@ -232,7 +227,7 @@ def _setup_page(workspace: Workspace, reveal: bool = False) -> str:
 
 @bp.get("/workspaces/<workspace_id>/setup")
 def setup(workspace_id: str) -> str:
-    return _setup_page(load(workspace_id))
+    return _setup_page(load(workspace_id, Role.MEMBER))
 
 
 @bp.post("/workspaces/<workspace_id>/setup/reveal")
@@ -324,7 +319,7 @@ def rotate_card_token(workspace_id: str) -> Response:
 
 @bp.post("/workspaces/<workspace_id>/resume")
 def resume(workspace_id: str) -> Response:
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     if not ButtonForm().validate_on_submit():
         abort(400)
     ids = delivery.resume(workspace)
@@ -335,7 +330,7 @@ def resume(workspace_id: str) -> Response:
 
 @bp.post("/workspaces/<workspace_id>/test-event")
 def send_test_event(workspace_id: str):
-    workspace = load(workspace_id)
+    workspace = load(workspace_id, Role.MEMBER)
     form = TestEventForm()
     if not form.validate_on_submit():
         flash("Give a valid email address for the test event.")
