@@ -385,10 +385,14 @@ def _connect_through_api(workspace_id: str, helpdesk: str) -> Response:
         db.session.rollback()
         flash(f"Could not connect {title}: {error}")
         return back
-    made = done.get("created") or []
+    made = done.get("created")
     flash(
         f"Connected {title}: "
-        + (f"created {', '.join(map(str, made))}." if made else "everything was already there.")
+        + (
+            f"created {', '.join(map(str, made))}."
+            if isinstance(made, list) and made
+            else "everything was already there."
+        )
     )
     return back
 
