@@ -233,14 +233,19 @@ HELPDESK = Helpdesk(
     parse=parse,
     verify=verify,
     guide=SetupGuide(
-        where="Admin Center → Apps and integrations → Webhooks → Create webhook: choose “Zendesk events”, "
-        "paste the URL, request method POST, format JSON, no authentication, and subscribe to the events "
-        "below. Then reveal the webhook's signing secret in Zendesk and paste it into the workspace's "
-        "settings as its webhook secret. For CSAT, add a trigger (Objects and rules → Triggers) on "
-        "“Satisfaction changed” that notifies this webhook with the body below.",
+        where="Easiest: save the workspace's Zendesk API key (an admin's email/token:API_TOKEN) and API URL, "
+        "then press Connect Zendesk (or run `flask --app app zendesk connect <workspace id>`): it makes two "
+        "webhooks, one subscribed to the ticket events below and one for the CSAT trigger (Zendesk lets a "
+        "webhook do one or the other), the trigger on “Satisfaction changed” with the body below, and keeps "
+        "each webhook's signing secret. By hand: Admin Center → Apps and integrations → Webhooks → Create "
+        "webhook, “Zendesk events”, the URL, POST, JSON, no authentication, the events below; a second "
+        "webhook “Trigger or automation” with the same URL; a trigger (Objects and rules → Triggers) on "
+        "“Satisfaction changed” notifying the second webhook with the body below; then paste each webhook's "
+        "signing secret under More signing secrets on the set-up page. CSAT from Zendesk's newer "
+        "(customizable) surveys is not supported yet: those accounts have no legacy satisfaction trigger.",
         events=("Ticket created", "Ticket status changed", "Trigger: satisfaction rated (body below)"),
-        secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body); "
-        "its signing secret must be the workspace's webhook secret.",
+        secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body) with "
+        "that webhook's own signing secret; the workspace keeps both (More signing secrets).",
         card_query="email={{ticket.requester.email}}",
         body_template=TRIGGER_TEMPLATE.replace('"ticket.solved"', '"ticket.rated"'),
     ),
@@ -252,5 +257,5 @@ HELPDESK = Helpdesk(
     fetch_customer=fetch_customer,
     check_key=check_key,
     api_key_hint="email/token:API_TOKEN (Admin Center → Apps and integrations → Zendesk API), "
-    "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com.",
+    "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com (conversation links use the subdomain).",
 )
