@@ -1,8 +1,9 @@
-"""`flask workspace ...`, `flask admin ...` and `flask kustomer ...`: set-up from the command line."""
+"""`flask workspace|admin|kustomer|zendesk|gorgias ...`: set-up from the command line."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import click
@@ -14,10 +15,13 @@ from app import helpdesks
 from app.extensions import db
 from app.models import Membership, Role, User, Workspace, end_sessions, hash_password, new_webhook_secret
 
+SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
 admin_cli = AppGroup("admin", help="Manage admin accounts and their roles in workspaces.")
 secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
 helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to set each up.")
+zendesk_cli = AppGroup("zendesk", help="Connect a workspace to Zendesk.")
+gorgias_cli = AppGroup("gorgias", help="Connect a workspace to Gorgias.")
 kustomer_cli = AppGroup(
     "kustomer", help="Connect a workspace to Kustomer, and this deployment as a Kustomer app."
 )
@@ -71,6 +75,12 @@ def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, ob
 @click.option(
     "--secret-header", default=None, help="A header carrying the secret, for set-ups without signing."
 )
+@click.option(
+    "--subdomain",
+    default=None,
+    help="The helpdesk account's subdomain (acme in acme.zendesk.com), for conversation links.",
+)
+@click.option("--api-url", default=None, help="The helpdesk API's address, e.g. https://acme.zendesk.com.")
 def create_workspace(
     name: str,
     helpdesk: str,
@@ -78,11 +88,18 @@ def create_workspace(
     helpdesk_key: str | None,
     webhook_secret: str | None,
     secret_header: str | None,
+    subdomain: str | None,
+    api_url: str | None,
 ) -> None:
     """Create a workspace and print it as JSON, with its webhook URL and secret."""
     if not klaviyo_key.startswith("pk_"):
         raise click.BadParameter("a Klaviyo private key starts with pk_", param_hint="--klaviyo-key")
-    workspace = Workspace(name=name, helpdesk=helpdesk, secret_header=secret_header, settings={})
+    if subdomain and not SUBDOMAIN.match(subdomain):
+        raise click.BadParameter("letters, digits and - only, as in acme", param_hint="--subdomain")
+    settings = {"subdomain": subdomain} if subdomain else {}
+    if api_url:
+        settings["helpdesk_api_url"] = api_url.rstrip("/")
+    workspace = Workspace(name=name, helpdesk=helpdesk, secret_header=secret_header, settings=settings)
     workspace.klaviyo_key = klaviyo_key
     workspace.helpdesk_key = helpdesk_key
     workspace.webhook_secret = webhook_secret or new_webhook_secret(helpdesk)
@@ -177,6 +194,73 @@ def kustomer_connect_command(workspace_id: str, rotate: bool, grace_hours: int) 
         raise click.ClickException(str(error)) from None
     db.session.commit()
     click.echo(json.dumps(connection.as_json()))
+
+
+def helpdesk_workspace(workspace_id: str, helpdesk: str, needs: str) -> Workspace:
+    """The workspace, when it is one of `helpdesk` with an API key and URL saved."""
+    workspace = _workspace(workspace_id)
+    title = helpdesks.get(helpdesk).title
+    if workspace.helpdesk != helpdesk:
+        raise click.ClickException(
+            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not {title}"
+        )
+    if not workspace.helpdesk_key or not workspace.helpdesk_api_url():
+        raise click.ClickException(
+            f"the workspace needs its {title} API key ({needs}) and API URL: set them on the admin page, "
+            "or with workspace create --helpdesk-key ... --api-url ..."
+        )
+    return workspace
+
+
+def connect_zendesk(workspace: Workspace) -> dict[str, object]:
+    """Find or make our two webhooks and the CSAT trigger in Zendesk; both secrets kept (committed)."""
+    from app.extensions import http_session
+    from app.helpdesks import zendesk_connect
+
+    api = zendesk_connect.ZendeskApi(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+    connection = zendesk_connect.connect(workspace, webhook_url(workspace), api)
+    db.session.commit()
+    return connection.as_json()
+
+
+def connect_gorgias(workspace: Workspace) -> dict[str, object]:
+    """Find or make our two HTTP integrations in Gorgias."""
+    from app.extensions import http_session
+    from app.helpdesks import gorgias_connect
+
+    api = gorgias_connect.GorgiasApi(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+    return gorgias_connect.connect(workspace, webhook_url(workspace), api).as_json()
+
+
+@zendesk_cli.command("connect")
+@click.argument("workspace_id")
+def zendesk_connect_command(workspace_id: str) -> None:
+    """Make (or find) our events webhook, CSAT webhook and CSAT trigger in Zendesk; keep both
+    signing secrets; print JSON."""
+    from app.helpdesks.connect import ConnectError
+
+    workspace = helpdesk_workspace(workspace_id, "zendesk", "an admin's email/token:API_TOKEN")
+    try:
+        click.echo(json.dumps(connect_zendesk(workspace)))
+    except ConnectError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@gorgias_cli.command("connect")
+@click.argument("workspace_id")
+def gorgias_connect_command(workspace_id: str) -> None:
+    """Make (or find) our two HTTP integrations in Gorgias, sending the workspace's secret; print JSON."""
+    from app.helpdesks.connect import ConnectError
+
+    workspace = helpdesk_workspace(workspace_id, "gorgias", "an admin's email:API_KEY")
+    try:
+        click.echo(json.dumps(connect_gorgias(workspace)))
+    except ConnectError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _app_definition(workspace: Workspace, icon_url: str | None) -> dict:
@@ -294,12 +378,22 @@ def reencrypt() -> None:
     """Re-encrypt every stored secret under SECRET_KEY, after the previous key moved to OLD_SECRET_KEYS."""
     box = current_app.extensions["secret_box"]
     count = 0
+    columns = (
+        "klaviyo_key_encrypted",
+        "helpdesk_key_encrypted",
+        "webhook_secret_encrypted",
+        "previous_webhook_secret_encrypted",
+        "card_token_encrypted",
+    )
     for workspace in db.session.scalars(select(Workspace)):
-        for column in ("klaviyo_key_encrypted", "helpdesk_key_encrypted", "webhook_secret_encrypted"):
+        for column in columns:
             token = getattr(workspace, column)
             if token:
                 setattr(workspace, column, box.rotate(token))
                 count += 1
+        extra = workspace.extra_secrets_encrypted or {}
+        workspace.extra_secrets_encrypted = {name: box.rotate(token) for name, token in extra.items()}
+        count += len(extra)
     db.session.commit()
     click.echo(f"re-encrypted {count} secrets; the old key can now leave OLD_SECRET_KEYS")
 
@@ -312,6 +406,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(secrets_cli)
     app.cli.add_command(helpdesks_cli)
     app.cli.add_command(kustomer_cli)
+    app.cli.add_command(zendesk_cli)
+    app.cli.add_command(gorgias_cli)
     app.cli.add_command(backfill_command)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command

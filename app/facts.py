@@ -94,6 +94,7 @@ class MappingSettings:
     link_template: str = "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}"
     property_prefix: str = "kustomer_"
     phone_region: str = "US"
+    org_name: str | None = None  # the workspace's account subdomain, when the fact brings none
     # helpdesk attribute (or "external_id") -> Klaviyo standard attribute or unprefixed property
     property_map: dict[str, str] = field(default_factory=dict)
 

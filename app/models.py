@@ -7,6 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_login import UserMixin
@@ -77,6 +78,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "events_enabled": {},
     "helpdesk_api_url": "",
     "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)
+    "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
 }
 
 
@@ -95,6 +97,8 @@ class Workspace(Model):
     card_token_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # name -> encrypted secret: more signing secrets, for vendors that make one per webhook (Zendesk)
+    extra_secrets_encrypted: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -125,12 +129,47 @@ class Workspace(Model):
         self.webhook_secret_encrypted = secret_box().encrypt(value)
 
     def webhook_secrets(self) -> list[str]:
-        """The secrets a webhook may be signed with: the current one, and the previous one in its grace."""
+        """The secrets a webhook may be signed with: the current one, the previous one in its grace,
+        and every named extra secret."""
         secrets_now = [self.webhook_secret]
         expires = self.previous_secret_expires_at
         if self.previous_webhook_secret_encrypted and expires and expires > utcnow():
             secrets_now.append(secret_box().decrypt(self.previous_webhook_secret_encrypted))
-        return secrets_now
+        return secrets_now + list(self.extra_secrets().values())
+
+    def extra_secrets(self) -> dict[str, str]:
+        """The named extra signing secrets, decrypted, by name."""
+        return {
+            name: secret_box().decrypt(token)
+            for name, token in sorted((self.extra_secrets_encrypted or {}).items())
+        }
+
+    def set_extra_secret(self, name: str, secret: str) -> bool:
+        """Store `secret` under `name` (replacing the one of that name); False when it already was."""
+        if self.extra_secrets().get(name) == secret:
+            return False
+        # a new dict, so the change is seen (and the intake cache forgets this workspace)
+        self.extra_secrets_encrypted = {
+            **(self.extra_secrets_encrypted or {}),
+            name: secret_box().encrypt(secret),
+        }
+        return True
+
+    def remove_extra_secret(self, name: str) -> bool:
+        """Stop accepting the secret called `name`; False when there was none."""
+        stored = dict(self.extra_secrets_encrypted or {})
+        if stored.pop(name, None) is None:
+            return False
+        self.extra_secrets_encrypted = stored
+        return True
+
+    def subdomain(self) -> str | None:
+        """The helpdesk account's subdomain (acme in acme.zendesk.com): the admin's, else read off
+        the helpdesk API URL when that is the vendor's own host; None when neither tells."""
+        given = (self.settings or {}).get("subdomain")
+        if given:
+            return str(given)
+        return subdomain_from_url(self.helpdesk_api_url(), self.setting("link_template"))
 
     def rotate_webhook_secret(self, grace: timedelta) -> str:
         """A new webhook secret; the old one keeps verifying for `grace` while the helpdesk is updated."""
@@ -178,6 +217,7 @@ class Workspace(Model):
             metric_names=dict(self.setting("metric_names")),
             csat_threshold=int(self.setting("csat_threshold")),
             link_template=self.setting("link_template"),
+            org_name=self.subdomain(),
             property_prefix=self.setting("property_prefix"),
             phone_region=self.setting("phone_region"),
             property_map=dict(self.setting("property_map")),
@@ -185,6 +225,17 @@ class Workspace(Model):
 
     def __repr__(self) -> str:  # secrets stay out of reprs and so out of logs
         return f"<Workspace {self.id} {self.name!r} {self.helpdesk}>"
+
+
+def subdomain_from_url(url: str | None, link_template: str) -> str | None:
+    """`acme` from `https://acme.zendesk.com` when the link template's host is `{org_name}.zendesk.com`."""
+    template_host = urlsplit(link_template).hostname or ""
+    if not url or not template_host.startswith("{org_name}."):
+        return None
+    suffix = template_host.removeprefix("{org_name}")
+    host = (urlsplit(url).hostname or "").lower()
+    label = host.removesuffix(suffix) if host.endswith(suffix) else ""
+    return label if label and "." not in label else None
 
 
 def new_webhook_secret(helpdesk: str = "kustomer") -> str:

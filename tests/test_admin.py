@@ -441,6 +441,38 @@ def signed_webhook(app, ws_id: str, secret: str):
     )
 
 
+def test_an_added_secret_is_listed_masked_verifies_webhooks_and_stops_when_removed(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}/setup"
+    added = post(
+        admin, f"{page}/secrets", {"name": "zendesk-csat", "secret": "csat-secret-abcdef-9876"}, page=page
+    )
+    assert added.status_code == 302
+    shown = admin.get(page)
+    assert "zendesk-csat ...9876" in text_of(shown)
+    assert "csat-secret-abcdef-9876" not in shown.get_data(as_text=True)
+    assert signed_webhook(app, ws_id, "csat-secret-abcdef-9876").status_code == 202
+    assert signed_webhook(app, ws_id, "acme-webhook-secret-0123456789").status_code == 200  # still ours too
+    post(admin, f"{page}/secrets/remove", {"name": "zendesk-csat"}, page=page)
+    after = text_of(admin.get(page))
+    assert "Secret zendesk-csat removed" in after
+    assert "...9876" not in after
+    assert signed_webhook(app, ws_id, "csat-secret-abcdef-9876").status_code == 401
+
+
+def test_a_secret_without_a_usable_name_is_not_kept(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}/setup"
+    refused = post(
+        admin, f"{page}/secrets", {"name": "Bad Name", "secret": "csat-secret-abcdef-9876"}, page=page
+    )
+    assert "Give the secret a name" in text_of(admin.get(refused.headers["Location"]))
+    with app.app_context():
+        assert workspace().extra_secrets() == {}
+
+
 def test_the_set_up_guide_masks_the_secret_until_it_is_revealed(app, admin):
     with app.app_context():
         ws_id = workspace().id

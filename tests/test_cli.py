@@ -176,3 +176,48 @@ def test_reset_password_and_remove_user(app):
     with app.app_context():
         assert db.session.scalars(db.select(User)).all() == []
     assert runner.invoke(args=["admin", "remove-user", "ops@example.com"]).exit_code == 1
+
+
+def test_reencrypt_covers_the_extra_signing_secrets(tmp_path, make_app):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'rotation.sqlite3'}"}
+    before = make_app({**database, "SECRET_KEY": "first-key"})
+    with before.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        workspace = Workspace(name="Z", helpdesk="zendesk", settings={})
+        workspace.klaviyo_key = "pk_abc_123456"
+        workspace.webhook_secret = "ours-0123456789abcdef"
+        workspace.set_extra_secret("zendesk-events", "events-secret-0123456789")
+        workspace.set_extra_secret("zendesk-csat", "csat-secret-0123456789")
+        db.session.add(workspace)
+        db.session.commit()
+        db.engine.dispose()
+    during = make_app({**database, "SECRET_KEY": "second-key", "OLD_SECRET_KEYS": "first-key"})
+    result = during.test_cli_runner().invoke(args=["secrets", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 4 secrets" in result.output
+    after = make_app({**database, "SECRET_KEY": "second-key"})  # the first key is gone
+    with after.app_context():
+        assert db.session.scalars(db.select(Workspace)).one().webhook_secrets() == [
+            "ours-0123456789abcdef",
+            "csat-secret-0123456789",
+            "events-secret-0123456789",
+        ]
+        db.engine.dispose()
+
+
+def test_workspace_create_takes_the_subdomain_or_reads_it_off_the_api_url(app):
+    runner = app.test_cli_runner()
+    base = ["workspace", "create", "--name", "Z", "--helpdesk", "zendesk", "--klaviyo-key", "pk_abc_123456"]
+    given = json.loads(runner.invoke(args=[*base, "--subdomain", "acme"]).output)["id"]
+    derived = json.loads(runner.invoke(args=[*base, "--api-url", "https://globex.zendesk.com"]).output)["id"]
+    elsewhere = json.loads(
+        runner.invoke(args=[*base, "--api-url", "https://zendesk.internal.example"]).output
+    )["id"]
+    with app.app_context():
+        assert [db.session.get(Workspace, ws).subdomain() for ws in (given, derived, elsewhere)] == [
+            "acme",
+            "globex",
+            None,
+        ]
+    bad = runner.invoke(args=[*base, "--subdomain", "acme.zendesk.com/"])
+    assert bad.exit_code == 2

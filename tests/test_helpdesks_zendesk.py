@@ -141,6 +141,27 @@ def test_a_rated_trigger_is_a_csat_answer_with_the_raw_value_kept(score, rating)
     assert csat.link == "https://acme.zendesk.com/agent/tickets/35"
 
 
+@pytest.mark.parametrize(
+    ("score", "rating"),
+    [
+        ("Good, I'm satisfied", 5),
+        ("Bad, I'm unsatisfied", 1),
+        ("good_with_comment", 5),
+        ("bad_without_comment", 1),
+        ("GOOD", 5),
+    ],
+)
+def test_the_survey_labels_zendesk_renders_are_ratings_on_our_scale(score, rating):
+    [csat] = [f for f in parse(trigger("ticket.rated", score=score)).facts if f.kind is Kind.CSAT_SUBMITTED]
+    assert (csat.rating, csat.raw_rating) == (rating, score)
+
+
+@pytest.mark.parametrize("score", ["offered", "Unoffered"])
+def test_a_survey_offered_but_not_answered_is_no_csat_and_no_error(score):
+    facts = parse(trigger("ticket.rated", score=score)).facts
+    assert Kind.CSAT_SUBMITTED not in {f.kind for f in facts}
+
+
 @pytest.mark.parametrize("score", ["", "great", "9"])
 def test_a_rated_trigger_without_a_usable_score_is_refused(score):
     with pytest.raises(PayloadError, match=r"satisfaction\.score"):

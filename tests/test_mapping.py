@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -58,6 +59,37 @@ def test_phones_become_e164_in_the_workspace_region(raw, region, e164):
 )
 def test_the_score_is_1_at_or_above_the_threshold(rating, threshold, score):
     assert mapping.csat_score(rating, threshold) == score
+
+
+ZENDESK = MappingSettings(
+    helpdesk="zendesk",
+    metric_prefix="Zendesk",
+    link_template="https://{org_name}.zendesk.com/agent/tickets/{conversation_id}",
+)
+
+
+@pytest.mark.parametrize(
+    ("org_name", "sent", "link"),
+    [
+        ("acme", None, "https://acme.zendesk.com/agent/tickets/88231"),
+        (
+            None,
+            "https://acme.zendesk.com/agent/tickets/88231",
+            "https://acme.zendesk.com/agent/tickets/88231",
+        ),
+        (None, None, None),
+        (None, "https://.zendesk.com/agent/tickets/88231", None),
+        ("acme", "https://.zendesk.com/agent/tickets/88231", "https://acme.zendesk.com/agent/tickets/88231"),
+    ],
+)
+def test_an_event_links_the_conversation_only_when_the_link_works(org_name, sent, link):
+    settings = dataclasses.replace(ZENDESK, org_name=org_name)
+    body = mapping.event_body(fact(conversation_id="88231", org_name=None, link=sent), ADA, settings, "ws-1")
+    properties = body["data"]["attributes"]["properties"]
+    assert properties.get("conversationLink") == link
+    assert ("conversationLink" in properties) == (link is not None)
+    notes = mapping.left_out_of_event(fact(conversation_id="88231", org_name=None, link=sent), settings)
+    assert bool(notes) == (link is None)
 
 
 def test_the_default_link_points_into_kustomer():

@@ -189,6 +189,19 @@ class WorkspaceForm(FlaskForm):
         description="The helpdesk's origin(s) allowed to show the card in a frame, separated by spaces. "
         "Empty: the helpdesk's own.",
     )
+    subdomain = StringField(
+        "Account subdomain",
+        validators=[
+            Optional(),
+            Length(max=63),
+            Regexp(
+                r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$",
+                message="Letters, digits and - only, as in acme.",
+            ),
+        ],
+        description="acme in acme.zendesk.com or acme.gorgias.com: conversation links use it. Empty: read "
+        "off the helpdesk API URL when that is the vendor's address; with neither, events go without a link.",
+    )
     helpdesk_api_url = URLField(
         "Helpdesk API URL",
         validators=[
@@ -235,6 +248,25 @@ class RotateSecretForm(FlaskForm):
         ],
         default="24",
     )
+
+
+class ExtraSecretForm(FlaskForm):
+    """A further signing secret the helpdesk made (one per webhook), kept under a name."""
+
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired(),
+            Length(max=40),
+            Regexp(r"^[a-z0-9-]+$", message="Lowercase letters, digits and - only."),
+        ],
+        description="What the secret belongs to, e.g. zendesk-csat.",
+    )
+    secret = PasswordField("Signing secret", validators=[DataRequired(), Length(min=16, max=500)])
+
+
+class RemoveSecretForm(FlaskForm):
+    name = StringField(validators=[DataRequired(), Length(max=40)])
 
 
 class TestEventForm(FlaskForm):

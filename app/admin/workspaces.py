@@ -17,6 +17,8 @@ from app.admin.forms import (
     EVENT_KINDS,
     METRIC_KINDS,
     ButtonForm,
+    ExtraSecretForm,
+    RemoveSecretForm,
     RotateSecretForm,
     TestEventForm,
     WorkspaceForm,
@@ -39,10 +41,17 @@ SETTINGS = (
     "phone_region",
     "card_frame_ancestors",
     "helpdesk_api_url",
+    "subdomain",
 )
 
 
-HELPDESK_DEFAULTS = ("link_template", "property_prefix", "card_frame_ancestors", "helpdesk_api_url")
+HELPDESK_DEFAULTS = (
+    "link_template",
+    "property_prefix",
+    "card_frame_ancestors",
+    "helpdesk_api_url",
+    "subdomain",
+)
 
 
 @bp.get("/workspaces")
@@ -222,6 +231,9 @@ def _setup_page(workspace: Workspace, reveal: bool = False) -> str:
         now=utcnow(),
         button=ButtonForm(),
         rotate=RotateSecretForm(),
+        extra_secrets={name: mask(secret) for name, secret in workspace.extra_secrets().items()},
+        add_secret=ExtraSecretForm(),
+        remove_secret=RemoveSecretForm(),
     )
 
 
@@ -302,6 +314,80 @@ def connect_kustomer(workspace_id: str) -> Response:
         f"{done} our outbound webhook in Kustomer ({connection.webhook.id}); its token is this "
         "workspace's webhook secret"
         + (", the previous secret still working for 24 h." if connection.secret_changed else ".")
+    )
+    return back
+
+
+@bp.post("/workspaces/<workspace_id>/setup/secrets")
+def add_extra_secret(workspace_id: str) -> Response:
+    """Keep one more signing secret the helpdesk made; every one of them verifies webhooks."""
+    workspace = load(workspace_id)
+    form = ExtraSecretForm()
+    if not form.validate_on_submit():
+        flash(
+            "Give the secret a name (lowercase letters, digits and -) and paste the secret (16+ characters)."
+        )
+        return redirect(url_for("admin.setup", workspace_id=workspace.id))
+    workspace.set_extra_secret(form.name.data, form.secret.data.strip())
+    db.session.commit()
+    flash(f"Secret {form.name.data} saved: webhooks signed with it are accepted.")
+    return redirect(url_for("admin.setup", workspace_id=workspace.id))
+
+
+@bp.post("/workspaces/<workspace_id>/setup/secrets/remove")
+def remove_extra_secret(workspace_id: str) -> Response:
+    workspace = load(workspace_id)
+    form = RemoveSecretForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if workspace.remove_extra_secret(form.name.data):
+        db.session.commit()
+        flash(f"Secret {form.name.data} removed: webhooks signed with it are refused.")
+    return redirect(url_for("admin.setup", workspace_id=workspace.id))
+
+
+@bp.post("/workspaces/<workspace_id>/zendesk/connect")
+def connect_zendesk(workspace_id: str) -> Response:
+    """Find or make our two webhooks and the CSAT trigger in Zendesk; keep both signing secrets."""
+    return _connect_through_api(workspace_id, "zendesk")
+
+
+@bp.post("/workspaces/<workspace_id>/gorgias/connect")
+def connect_gorgias(workspace_id: str) -> Response:
+    """Find or make our two HTTP integrations in Gorgias."""
+    return _connect_through_api(workspace_id, "gorgias")
+
+
+def _connect_through_api(workspace_id: str, helpdesk: str) -> Response:
+    from app import cli
+    from app.helpdesks.connect import ConnectError
+
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    back = redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    steps = {"zendesk": cli.connect_zendesk, "gorgias": cli.connect_gorgias}
+    title = helpdesks.get(helpdesk).title
+    if workspace.helpdesk != helpdesk:
+        flash(f"Connect {title} needs a {title} workspace.")
+        return back
+    if not workspace.helpdesk_key or not workspace.helpdesk_api_url():
+        flash(f"Connect {title} needs the workspace's {title} API key and API URL saved.")
+        return back
+    try:
+        done = steps[helpdesk](workspace)
+    except ConnectError as error:
+        db.session.rollback()
+        flash(f"Could not connect {title}: {error}")
+        return back
+    made = done.get("created")
+    flash(
+        f"Connected {title}: "
+        + (
+            f"created {', '.join(map(str, made))}."
+            if isinstance(made, list) and made
+            else "everything was already there."
+        )
     )
     return back
 

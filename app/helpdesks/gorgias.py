@@ -145,7 +145,10 @@ HELPDESK = Helpdesk(
     parse=parse,
     verify=verify,
     guide=SetupGuide(
-        where="Settings → Integrations → HTTP integration → Add HTTP integration: paste the URL, method "
+        where="Easiest: save the workspace's Gorgias API key (an admin's email:API_KEY, Settings → REST "
+        "API) and API URL (https://YOUR-DOMAIN.gorgias.com), then press Connect Gorgias (or run "
+        "`flask --app app gorgias connect <workspace id>`): it makes both integrations below. By hand: "
+        "Settings → Integrations → HTTP integration → Add HTTP integration: paste the URL, method "
         f"POST, content type application/json, and add the header {SECRET_HEADER} with the workspace's "
         "webhook secret as its value. Make two integrations with the body below: one with the trigger "
         '“Ticket created” and "trigger": "ticket-created", one with the trigger “Ticket updated” and '

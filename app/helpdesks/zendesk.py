@@ -9,6 +9,7 @@ satisfaction) or 1-5, kept raw; good is 5, bad is 1.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,13 @@ from app.signing import SignatureError, check_timestamp, iso_seconds, verify_hma
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 CLOSED = ("solved", "closed")
+# Zendesk's satisfaction rating is good or bad, no scale (docs/vendors/zendesk.md): on our 1-5 scale
+# good is 5 and bad is 1, our choice. `{{satisfaction.current_rating}}` renders the survey's label,
+# "Good, I'm satisfied" / "Bad, I'm unsatisfied" (support.zendesk.com/hc/en-us/articles/203662256);
+# the API's score is "good" / "bad" and its filters add "good_with_comment" and the like
+# (developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings).
 LEGACY_SCORES = {"good": 5, "bad": 1}
+NOT_RATED = ("offered", "unoffered")  # the API's scores for a survey sent, or not, but unanswered
 
 TRIGGER_TEMPLATE = """{
   "event": "ticket.solved",
@@ -115,17 +122,27 @@ def _trigger_webhook(payload: dict) -> Webhook:
             Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
         )
     elif event == "ticket.rated":
-        facts.append(_csat(mapping(payload.get("satisfaction"), "satisfaction"), when, base))
+        csat = _csat(mapping(payload.get("satisfaction"), "satisfaction"), when, base)
+        facts += [csat] if csat is not None else []
     if customer is not None and customer.identifiable:
         facts.append(Fact.customer_upserted(customer, when))
     return Webhook(body_id(event, payload), f"trigger {event}", facts)
 
 
-def _csat(satisfaction: dict, when: datetime, base: dict) -> Fact:
+def legacy_score(raw: str) -> int | None:
+    """5 for good and 1 for bad, whether given as the API's word or the survey's label."""
+    head = re.split(r"[\s,_]", raw.strip().lower(), maxsplit=1)[0]
+    return LEGACY_SCORES.get(head)
+
+
+def _csat(satisfaction: dict, when: datetime, base: dict) -> Fact | None:
+    """The answer, or None for a survey offered but not answered (nothing to record, nothing wrong)."""
     raw = text(satisfaction.get("score"), "satisfaction.score")
     if raw is None:
         raise PayloadError("satisfaction.score: Missing data for required field.")
-    score = LEGACY_SCORES.get(raw.lower()) or rating(raw, "satisfaction.score")
+    if raw.lower() in NOT_RATED:
+        return None
+    score = legacy_score(raw) or rating(raw, "satisfaction.score")
     comment = text(satisfaction.get("comment"), "satisfaction.comment")
     return Fact(
         kind=Kind.CSAT_SUBMITTED,
@@ -153,7 +170,7 @@ def _customer(user: dict, where: str) -> Customer:
     )
 
 
-def _auth(api_key: str) -> dict[str, str]:
+def auth_headers(api_key: str) -> dict[str, str]:
     """`email/token:API_TOKEN` is Zendesk's API-token basic auth; anything else is an OAuth token."""
     if "/token:" in api_key:
         return {"Authorization": "Basic " + base64.b64encode(api_key.encode()).decode()}
@@ -162,7 +179,9 @@ def _auth(api_key: str) -> dict[str, str]:
 
 def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> requests.Response:
     try:
-        return session.get(url, headers={**_auth(api_key), "Accept": "application/json"}, timeout=timeout)
+        return session.get(
+            url, headers={**auth_headers(api_key), "Accept": "application/json"}, timeout=timeout
+        )
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Zendesk did not answer: {type(error).__name__}") from None
 
@@ -214,14 +233,19 @@ HELPDESK = Helpdesk(
     parse=parse,
     verify=verify,
     guide=SetupGuide(
-        where="Admin Center → Apps and integrations → Webhooks → Create webhook: choose “Zendesk events”, "
-        "paste the URL, request method POST, format JSON, no authentication, and subscribe to the events "
-        "below. Then reveal the webhook's signing secret in Zendesk and paste it into the workspace's "
-        "settings as its webhook secret. For CSAT, add a trigger (Objects and rules → Triggers) on "
-        "“Satisfaction changed” that notifies this webhook with the body below.",
+        where="Easiest: save the workspace's Zendesk API key (an admin's email/token:API_TOKEN) and API URL, "
+        "then press Connect Zendesk (or run `flask --app app zendesk connect <workspace id>`): it makes two "
+        "webhooks, one subscribed to the ticket events below and one for the CSAT trigger (Zendesk lets a "
+        "webhook do one or the other), the trigger on “Satisfaction changed” with the body below, and keeps "
+        "each webhook's signing secret. By hand: Admin Center → Apps and integrations → Webhooks → Create "
+        "webhook, “Zendesk events”, the URL, POST, JSON, no authentication, the events below; a second "
+        "webhook “Trigger or automation” with the same URL; a trigger (Objects and rules → Triggers) on "
+        "“Satisfaction changed” notifying the second webhook with the body below; then paste each webhook's "
+        "signing secret under More signing secrets on the set-up page. CSAT from Zendesk's newer "
+        "(customizable) surveys is not supported yet: those accounts have no legacy satisfaction trigger.",
         events=("Ticket created", "Ticket status changed", "Trigger: satisfaction rated (body below)"),
-        secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body); "
-        "its signing secret must be the workspace's webhook secret.",
+        secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body) with "
+        "that webhook's own signing secret; the workspace keeps both (More signing secrets).",
         card_query="email={{ticket.requester.email}}",
         body_template=TRIGGER_TEMPLATE.replace('"ticket.solved"', '"ticket.rated"'),
     ),
@@ -233,5 +257,5 @@ HELPDESK = Helpdesk(
     fetch_customer=fetch_customer,
     check_key=check_key,
     api_key_hint="email/token:API_TOKEN (Admin Center → Apps and integrations → Zendesk API), "
-    "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com.",
+    "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com (conversation links use the subdomain).",
 )

@@ -10,6 +10,7 @@ import re
 import string
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -82,9 +83,40 @@ def check_link_template(template: str) -> None:
         )
 
 
-def conversation_link(template: str, org_name: str | None, conversation_id: str) -> str:
+def conversation_link(template: str, org_name: str | None, conversation_id: str) -> str | None:
+    """The conversation's address from the template; None when it needs an account name we lack."""
     check_link_template(template)
+    if "{org_name}" in template and not org_name:
+        return None  # https://.zendesk.com/... would be a broken link
     return template.format(org_name=org_name or "", conversation_id=conversation_id)
+
+
+def usable_link(link: str | None) -> str | None:
+    """A link the helpdesk sent, unless its host is missing or empty-labelled (`https://.zendesk.com`)."""
+    if not link:
+        return None
+    host = urlsplit(link).hostname or ""
+    return link if host and not host.startswith(".") and ".." not in host else None
+
+
+def left_out_of_event(fact: Fact, settings: MappingSettings) -> list[str]:
+    """What an event goes without for want of set-up, for the delivery log."""
+    if fact.conversation_id is None or event_link(fact, settings) is not None:
+        return []
+    return [
+        "conversationLink: the workspace has no account subdomain, and a link without it would be "
+        "broken; set the subdomain on the workspace page"
+    ]
+
+
+def event_link(fact: Fact, settings: MappingSettings) -> str | None:
+    """The conversation's address: the one the helpdesk sent, else built from the template; None
+    (and the event goes without one) when we can only make a broken link."""
+    if fact.conversation_id is None:
+        return None
+    return usable_link(fact.link) or conversation_link(
+        settings.link_template, fact.org_name or settings.org_name, fact.conversation_id
+    )
 
 
 def unique_id(workspace_id: str, helpdesk: str, fact: Fact) -> str:
@@ -118,11 +150,12 @@ def event_body(
         raise MappingError("The event names no conversation.")
     properties: dict[str, Any] = {
         "conversationId": fact.conversation_id,
-        "conversationLink": fact.link
-        or conversation_link(settings.link_template, fact.org_name, fact.conversation_id),
         "subject": fact.subject,
         "conversationChannel": fact.channel,
     }
+    link = event_link(fact, settings)
+    if link is not None:
+        properties["conversationLink"] = link
     if fact.kind is Kind.CSAT_SUBMITTED:
         if fact.rating is None:
             raise MappingError("A CSAT answer without a rating cannot be recorded.")

@@ -109,7 +109,9 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
     except helpdesks.HelpdeskUnavailable as error:
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
         return outcomes.backoff(workspace, delivery, age)
-    return _send(workspace, delivery, klaviyo_path(fact.kind), body, age)
+    return _send(
+        workspace, delivery, klaviyo_path(fact.kind), body, age, mapping.left_out_of_event(fact, settings)
+    )
 
 
 def klaviyo_path(kind: Kind) -> str:
