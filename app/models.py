@@ -274,6 +274,21 @@ class Customer(Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Conversation(Model):
+    """What we last heard of a conversation (subject, channel, link), to complete its later events."""
+
+    __tablename__ = "conversations"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(255))
+    link: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class User(UserMixin, Model):
     """An admin who can sign in to /admin."""
 
