@@ -24,8 +24,9 @@ from app.cli import card_url_template, webhook_url
 from app.crypto import mask
 from app.extensions import db, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
-from app.helpdesks import kustomer_connect
+from app.helpdesks import helpscout_connect, kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
+from app.helpdesks.connect import ConnectError
 from app.klaviyo import probe
 from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
@@ -307,6 +308,33 @@ def connect_kustomer(workspace_id: str) -> Response:
         f"{done} our outbound webhook in Kustomer ({connection.webhook.id}); its token is this "
         "workspace's webhook secret"
         + (", the previous secret still working for 24 h." if connection.secret_changed else ".")
+    )
+    return back
+
+
+@bp.post("/workspaces/<workspace_id>/helpscout/connect")
+def connect_helpscout(workspace_id: str) -> Response:
+    """Find or create our webhook in Help Scout, signed with this workspace's secret."""
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    back = redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    if workspace.helpdesk != "helpscout" or not workspace.helpdesk_key:
+        flash("Connect Help Scout needs a Help Scout workspace with its Help Scout token saved.")
+        return back
+    client = helpscout_connect.HelpScoutWebhooks(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+    try:
+        connection = helpscout_connect.connect(workspace, webhook_url(workspace), client, timedelta(hours=24))
+    except ConnectError as error:
+        flash(f"Could not connect Help Scout: {error}")
+        return back
+    db.session.commit()
+    done = "Created" if connection.created else "Found and updated"
+    flash(
+        f"{done} our webhook in Help Scout ({connection.webhook.id}), signed with this workspace's secret"
+        + (" (a new one; the previous still works for 24 h)." if connection.secret_changed else ".")
     )
     return back
 

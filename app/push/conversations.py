@@ -79,10 +79,10 @@ def complete(workspace: Workspace, fact: Fact) -> Completed:
 
     The API's failures do not hold the event back: it goes with what we have, the reason noted.
     """
-    if not lacks(fact):
+    conversation_id = fact.conversation_id
+    if conversation_id is None or not lacks(fact):
         return Completed(fact)
-    assert fact.conversation_id is not None  # lacks() checked it
-    fact = fill(fact, stored(workspace.id, {fact.conversation_id}).get(fact.conversation_id))
+    fact = fill(fact, stored(workspace.id, {conversation_id}).get(conversation_id))
     if not still_missing(fact):
         return Completed(fact)
     helpdesk = workspace.helpdesk_info()
@@ -98,7 +98,7 @@ def complete(workspace: Workspace, fact: Fact) -> Completed:
         else:
             reason = f"{helpdesk.title}'s API does not know the conversation"
             if fetched is not None:
-                keep(workspace.id, fact.conversation_id, fetched)
+                keep(workspace.id, conversation_id, fetched)
                 reason = f"{helpdesk.title}'s API does not say"
         fact = fill(fact, fetched)
     missing = still_missing(fact)
