@@ -90,9 +90,7 @@ def complete(workspace: Workspace, fact: Fact) -> Completed:
     reason = f"we never received its create and {helpdesk.title}'s API is not set up to tell"
     if helpdesk.fetch_conversation is not None and api_key and base_url:
         try:
-            fetched = helpdesk.fetch_conversation(
-                base_url, api_key, conversation_id, http_session(), 10.0
-            )
+            fetched = helpdesk.fetch_conversation(base_url, api_key, conversation_id, http_session(), 10.0)
         except helpdesks.HelpdeskApiError as error:
             fetched, reason = None, f"{helpdesk.title}'s API did not tell ({error})"
         else:
