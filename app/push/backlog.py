@@ -357,7 +357,7 @@ def _send(
                     row.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
             outcomes.note_outage(account)
             outcome.retry_in = current_app.config["RETRY_BASE_SECONDS"]
-        case send.KeyRefused(error=error):
-            outcomes.key_refused(workspace, error)
+        case send.KeyRefused() as refused:
+            outcomes.key_refused(workspace, refused)
             _release(rows)
     return True

@@ -163,9 +163,9 @@ def _send(
             outcomes.record_response(delivery, error)
             outcomes.note_outage(account)
             return outcomes.backoff(workspace, delivery, age)
-        case send.KeyRefused(error=error):
+        case send.KeyRefused(error=error) as refused:
             outcomes.record_response(delivery, error)
-            outcomes.key_refused(workspace, error)
+            outcomes.key_refused(workspace, refused)
             return Attempt(DeliveryStatus.PENDING)
         case send.Refused(error=error):
             outcomes.record_response(delivery, error)
