@@ -240,9 +240,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if refused is not None:
             return refused
         with lock:
-            if ticket_id not in state["conversations"]["freshdesk"]:
-                return record(_status(Response(), 404))
-            return record(jsonify(list(state["ratings"].get(ticket_id, []))))
+            known = ticket_id in state["conversations"]["freshdesk"]
+            answers = list(state["ratings"].get(ticket_id, []))
+        return record(jsonify(answers) if known else _status(Response(), 404))
 
     @app.post("/sandbox/<helpdesk>/conversations")
     def seed_conversations(helpdesk: str) -> tuple[Response, int]:

@@ -213,7 +213,8 @@ def fetch_rating(
         rated = [mapping(answer, "rating") for answer in answers]
         if not rated:
             return None
-        latest = max(rated, key=lambda answer: (str(answer.get("created_at") or ""), str(answer.get("id"))))
+        # the newest answer: Freshdesk's ids grow with time (its examples' created_at are not always valid)
+        latest = max(rated, key=lambda answer: int(text(answer.get("id"), "id") or 0))
         raw = text(
             mapping(latest.get("ratings"), "ratings").get("default_question"), "ratings.default_question"
         )
