@@ -285,7 +285,8 @@ EVERY_SCOPE_BUT_LISTS_WRITE = [
 def test_the_connection_test_finds_a_key_without_lists_write_and_writes_nothing(klaviyo):
     add_klaviyo_key(klaviyo, "pk_no_lists_write", EVERY_SCOPE_BUT_LISTS_WRITE)
     result = check_klaviyo(KlaviyoClient(klaviyo.url, "pk_no_lists_write", requests.Session()))
-    assert result.key_works and result.missing == ["lists:write"]
+    assert result.key_works
+    assert result.missing == ["lists:write"]
     complete = check_klaviyo(KlaviyoClient(klaviyo.url, SANDBOX_KEY, requests.Session()))
     assert complete.ok, complete.scopes
     probes = [
