@@ -22,6 +22,7 @@ secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.
 helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to set each up.")
 zendesk_cli = AppGroup("zendesk", help="Connect a workspace to Zendesk.")
 gorgias_cli = AppGroup("gorgias", help="Connect a workspace to Gorgias.")
+helpscout_cli = AppGroup("helpscout", help="Connect a workspace to Help Scout.")
 kustomer_cli = AppGroup(
     "kustomer", help="Connect a workspace to Kustomer, and this deployment as a Kustomer app."
 )
@@ -263,6 +264,37 @@ def gorgias_connect_command(workspace_id: str) -> None:
         raise click.ClickException(str(error)) from None
 
 
+@helpscout_cli.command("connect")
+@click.argument("workspace_id")
+@click.option("--grace-hours", default=24, show_default=True, help="How long a replaced secret still works.")
+def helpscout_connect_command(workspace_id: str, grace_hours: int) -> None:
+    """Find or create our webhook in Help Scout, signed with the workspace's secret; print JSON."""
+    from app.extensions import http_session
+    from app.helpdesks import helpscout_connect
+    from app.helpdesks.connect import ConnectError
+
+    workspace = _workspace(workspace_id)
+    if workspace.helpdesk != "helpscout":
+        raise click.ClickException(
+            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not Help Scout"
+        )
+    if not workspace.helpdesk_key:
+        raise click.ClickException(
+            "the workspace has no Help Scout token: set one (admin page, or workspace create --helpdesk-key)"
+        )
+    client = helpscout_connect.HelpScoutWebhooks(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key, http_session()
+    )
+    try:
+        connection = helpscout_connect.connect(
+            workspace, webhook_url(workspace), client, timedelta(hours=grace_hours)
+        )
+    except ConnectError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(json.dumps(connection.as_json()))
+
+
 def _app_definition(workspace: Workspace, icon_url: str | None) -> dict:
     from app.helpdesks import kustomer_app
 
@@ -408,6 +440,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(kustomer_cli)
     app.cli.add_command(zendesk_cli)
     app.cli.add_command(gorgias_cli)
+    app.cli.add_command(helpscout_cli)
     app.cli.add_command(backfill_command)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command

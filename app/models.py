@@ -343,6 +343,21 @@ class Role:
         return held == Role.OWNER or needed == Role.MEMBER
 
 
+class Conversation(Model):
+    """What we last heard of a conversation (subject, channel, link), to complete its later events."""
+
+    __tablename__ = "conversations"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(255))
+    link: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class User(UserMixin, Model):
     """Someone who can sign in to /admin: an operator of the deployment, or a member of workspaces."""
 

@@ -392,8 +392,8 @@ def test_test_connection_says_which_scopes_a_key_lacks(app, admin, klaviyo):
         ws_id = ws.id
     shown = text_of(post(admin, f"/admin/workspaces/{ws_id}/test-connection"))
     assert "Account: Read Only Co test account" in shown
-    missing = "events:write, profiles:write, events:read, metrics:read"
-    assert f"The key is missing 4 scopes this service needs: {missing}" in shown
+    missing = "events:write, profiles:write, events:read, lists:write, metrics:read"
+    assert f"The key is missing 5 scopes this service needs: {missing}" in shown
     assert "No Kustomer API key is set" in shown
 
 

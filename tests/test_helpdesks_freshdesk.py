@@ -165,9 +165,14 @@ def test_an_answer_neither_coded_nor_1_to_5_is_refused(answer):
         parse(rated(answer))
 
 
-def test_a_rated_rule_whose_rating_placeholder_rendered_empty_is_refused():
-    with pytest.raises(PayloadError, match=r"^ticket\.satisfaction_survey_rating: Missing"):
-        parse(rated(""))
+def test_a_rated_rule_without_a_rating_is_a_csat_fact_whose_rating_the_worker_reads_from_the_api():
+    csat, _ = parse(rated("")).facts
+    assert (csat.kind, csat.conversation_id, csat.rating, csat.raw_rating) == (
+        Kind.CSAT_SUBMITTED,
+        "1042",
+        None,
+        None,
+    )
 
 
 def test_a_rating_on_another_event_is_ignored():
@@ -299,7 +304,6 @@ RENDERED = {
     "ticket.status": "Closed",
     "ticket.source": "Portal",
     "ticket.url": "https://acme.freshdesk.com/helpdesk/tickets/1042",
-    "ticket.satisfaction_survey_rating": "101",
     "ticket.contact.id": "77000123456",
     "ticket.contact.email": "zoe@example.com",
     "ticket.contact.name": "Zoë Ñúñez",
@@ -329,10 +333,12 @@ def test_the_published_template_as_freshdesk_fills_it_is_the_rules_fact(event, k
     assert (upserted.customer.email, upserted.customer.phone) == ("zoe@example.com", "+14155550132")
 
 
-def test_the_published_template_for_ratings_maps_the_coded_answer():
+def test_the_published_template_carries_no_rating_placeholder_for_ratings():
+    """No public source documents one: the rating is read from Freshdesk's API at delivery."""
+    assert "satisfaction_survey_rating" not in BODY_TEMPLATE
     template = BODY_TEMPLATE.replace('"ticket_created"', '"satisfaction_rated"')
     csat, _ = parse(render(template, RENDERED)).facts
-    assert (csat.rating, csat.raw_rating) == (4, "101")
+    assert (csat.kind, csat.rating) == (Kind.CSAT_SUBMITTED, None)
 
 
 def test_the_published_template_with_every_optional_placeholder_empty_is_still_read():

@@ -27,8 +27,9 @@ from app.cli import card_url_template, webhook_url
 from app.crypto import mask
 from app.extensions import db, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
-from app.helpdesks import kustomer_connect
+from app.helpdesks import helpscout_connect, kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
+from app.helpdesks.connect import ConnectError
 from app.klaviyo import probe
 from app.models import DEFAULT_SETTINGS, Delivery, Role, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
@@ -360,7 +361,6 @@ def connect_gorgias(workspace_id: str) -> Response:
 
 def _connect_through_api(workspace_id: str, helpdesk: str) -> Response:
     from app import cli
-    from app.helpdesks.connect import ConnectError
 
     workspace = load(workspace_id)
     if not ButtonForm().validate_on_submit():
@@ -388,6 +388,33 @@ def _connect_through_api(workspace_id: str, helpdesk: str) -> Response:
             if isinstance(made, list) and made
             else "everything was already there."
         )
+    )
+    return back
+
+
+@bp.post("/workspaces/<workspace_id>/helpscout/connect")
+def connect_helpscout(workspace_id: str) -> Response:
+    """Find or create our webhook in Help Scout, signed with this workspace's secret."""
+    workspace = load(workspace_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    back = redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
+    if workspace.helpdesk != "helpscout" or not workspace.helpdesk_key:
+        flash("Connect Help Scout needs a Help Scout workspace with its Help Scout token saved.")
+        return back
+    client = helpscout_connect.HelpScoutWebhooks(
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+    )
+    try:
+        connection = helpscout_connect.connect(workspace, webhook_url(workspace), client, timedelta(hours=24))
+    except ConnectError as error:
+        flash(f"Could not connect Help Scout: {error}")
+        return back
+    db.session.commit()
+    done = "Created" if connection.created else "Found and updated"
+    flash(
+        f"{done} our webhook in Help Scout ({connection.webhook.id}), signed with this workspace's secret"
+        + (" (a new one; the previous still works for 24 h)." if connection.secret_changed else ".")
     )
     return back
 

@@ -370,9 +370,8 @@ class Runner:
                             f"Klaviyo keeps failing ({error}); the backfill goes on when resumed."
                         ) from None
                     self._wait(min(120.0, 2.0 ** (failures - 1)))
-                case send.KeyRefused(error=error):
-                    reason = f"Klaviyo refused the private key ({error.status}): {error.detail}"
-                    raise Stop(reason, BackfillStatus.FAILED) from None
+                case send.KeyRefused() as refused:
+                    raise Stop(refused.reason, BackfillStatus.FAILED) from None
 
     def _wait(self, seconds: float) -> None:
         """Sleep when the run has the time (a CLI run always does); else end the slice here."""

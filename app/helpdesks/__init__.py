@@ -27,6 +27,24 @@ class HelpdeskUnavailable(HelpdeskApiError):
 
 
 @dataclass(frozen=True)
+class ConversationFacts:
+    """What a helpdesk's API says of a conversation: what completes its close and CSAT events."""
+
+    subject: str | None = None
+    channel: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A satisfaction answer read from a helpdesk's API: 1-5, as the helpdesk gave it, and a comment."""
+
+    rating: int
+    raw_rating: str
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
 class SetupGuide:
     """What an admin does in the helpdesk; shown on the admin page and in the README."""
 
@@ -53,6 +71,13 @@ class Helpdesk:
     fetch_customer: Callable[[str, str, str, requests.Session, float], Customer | None] | None = None
     # raises HelpdeskAuthError or HelpdeskUnavailable unless the key can read customers
     check_key: Callable[[str, str, requests.Session, float], None] | None = None
+    # (base URL, API key, conversation id, session, timeout) -> its facts; None when unknown
+    fetch_conversation: (
+        Callable[[str, str, str, requests.Session, float], ConversationFacts | None] | None
+    ) = None
+    # (base URL, API key, conversation id, session, timeout) -> its latest rating; None when none yet,
+    # for helpdesks whose CSAT webhook cannot carry the answer
+    fetch_rating: Callable[[str, str, str, requests.Session, float], Rating | None] | None = None
     api_url: str | None = None  # the API's address when it is the same for every account
     api_key_hint: str = ""  # what to paste as the helpdesk API key
     new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
@@ -63,6 +88,14 @@ class Helpdesk:
     def event_prefix(self) -> str:
         """What metric names start with: "Zendesk" in "Zendesk Conversation Create"."""
         return self.metric_prefix or self.title
+
+    @property
+    def api_key_uses(self) -> str:
+        """What the helpdesk API key is read for, as the guide says it."""
+        uses = ["customer lookups"] * bool(self.fetch_customer) + ["conversation subjects"] * bool(
+            self.fetch_conversation
+        )
+        return " and ".join(uses + ["satisfaction ratings"] * bool(self.fetch_rating))
 
     def guide_markdown(self) -> str:
         """The set-up guide as the README shows it (`flask helpdesks guide` prints it too)."""
@@ -75,8 +108,8 @@ class Helpdesk:
             "- **Card URL**: `<PUBLIC_URL>/insight/<workspace id>/card?token=<card token>"
             f"&{self.guide.card_query}`",
         ]
-        if self.fetch_customer is not None:
-            lines.append(f"- **API key** (customer lookups): {self.api_key_hint}")
+        if self.fetch_customer is not None or self.fetch_conversation is not None:
+            lines.append(f"- **API key** ({self.api_key_uses}): {self.api_key_hint}")
         if self.guide.body_template:
             lines += ["- **Body to paste**:", "", "```json", self.guide.body_template, "```"]
         return "\n".join(lines) + "\n"

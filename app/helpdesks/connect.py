@@ -1,4 +1,5 @@
-"""What every `<helpdesk> connect` shares: one request helper for a helpdesk's API, and one error.
+"""What every `<helpdesk> connect` shares: one request helper for a helpdesk's API, one error, and
+keeping a webhook secret with a grace period.
 
 Every call a connect command makes to a helpdesk goes through `VendorApi.call`, so a check on the
 addresses we call (or on what comes back) applies to every helpdesk at once.
@@ -7,6 +8,7 @@ addresses we call (or on what comes back) applies to every helpdesk at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -89,3 +91,14 @@ def error_text(response: requests.Response) -> str:
         return str(error.get("msg") or error.get("message") or error)
     parts = [str(part) for part in (error, body.get("description"), body.get("message")) if part]
     return ": ".join(parts) or response.text[:200]
+
+
+def store_token(workspace: Any, token: str, grace: timedelta) -> bool:
+    """Make `token` the workspace's webhook secret, the old secret verifying for `grace`;
+    False when it already was."""
+    if workspace.webhook_secret == token:
+        return False
+    workspace.previous_webhook_secret_encrypted = workspace.webhook_secret_encrypted if grace else None
+    workspace.previous_secret_expires_at = datetime.now(UTC) + grace if grace else None
+    workspace.webhook_secret = token
+    return True

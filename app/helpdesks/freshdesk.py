@@ -11,10 +11,15 @@ time. An ISO 8601 time or Unix seconds is read; an empty one (or none) is the ti
 Without a real time, a ticket closed, reopened and closed again sends the same body twice and the
 second close looks like a resend.
 
-CSAT: `{{ticket.satisfaction_survey_rating}}` is unconfirmed. Freshdesk codes the answers (103 best
-... -103 worst), mapped to 1-5 by `SURVEY_CODES`; a plain 1-5 is accepted too; the raw answer is kept.
-The customer's email travels in the body, so no API lookup is needed. Freshdesk signs nothing: the
-secret comes in a header, or as the password of the action's basic authentication.
+CSAT: no public source documents a placeholder for the rating, so the "customer feedback received"
+rule's body names only the ticket, and the worker reads the rating from Freshdesk's API
+(`GET /api/v2/tickets/{id}/satisfaction_ratings`, `fetch_rating`) with the workspace's API key.
+Freshdesk codes the answers (`ratings.default_question`: 103 best ... -103 worst), mapped to 1-5 by
+`SURVEY_CODES`; the raw answer is kept. A body from an older rule that still carries
+`satisfaction_survey_rating` is read as before. Closes and ratings are completed with the ticket's
+subject and source from `GET /api/v2/tickets/{id}` when we never saw the create. Freshdesk signs
+nothing: the secret comes in a header, or as the password of the action's basic authentication.
+Every fact, with its page, is in docs/vendors/freshdesk.md.
 """
 
 from __future__ import annotations
@@ -25,8 +30,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
+
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, SetupGuide
+from app.helpdesks import (
+    ConversationFacts,
+    Helpdesk,
+    HelpdeskAuthError,
+    HelpdeskUnavailable,
+    Rating,
+    SetupGuide,
+)
 from app.helpdesks.common import body_id, mapping, moment, rating, required_text, split_name, text
 from app.signing import SignatureError, verify_shared_secret
 
@@ -51,7 +65,6 @@ BODY_TEMPLATE = """{
     "status": "{{ticket.status}}",
     "source": "{{ticket.source}}",
     "url": "{{ticket.url}}",
-    "satisfaction_survey_rating": "{{ticket.satisfaction_survey_rating}}",
     "contact": {
       "id": "{{ticket.contact.id}}",
       "email": "{{ticket.contact.email}}",
@@ -115,10 +128,9 @@ def _channel(source: Any) -> str | None:
 
 
 def _csat(value: Any, when: datetime, base: dict[str, Any]) -> Fact:
+    """A rating fact; without a rating in the body, the worker reads it from Freshdesk's API."""
     raw = text(value, "ticket.satisfaction_survey_rating")
-    if raw is None:
-        raise PayloadError("ticket.satisfaction_survey_rating: Missing data for required field.")
-    score = SURVEY_CODES.get(raw) or rating(raw, "ticket.satisfaction_survey_rating")
+    score = None if raw is None else SURVEY_CODES.get(raw) or rating(raw, "ticket.satisfaction_survey_rating")
     return Fact(
         kind=Kind.CSAT_SUBMITTED,
         occurred_at=when,
@@ -144,6 +156,77 @@ def _customer(contact: dict) -> Customer | None:
         first_name=first,
         last_name=last,
     )
+
+
+def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> requests.Response:
+    """A GET with the API key as the basic-auth user and X as password (developer.freshdesk.com/api,
+    Authentication)."""
+    try:
+        return session.get(url, auth=(api_key, "X"), headers={"Accept": "application/json"}, timeout=timeout)
+    except requests.RequestException as error:
+        raise HelpdeskUnavailable(f"Freshdesk did not answer: {type(error).__name__}") from None
+
+
+def _raise_for(response: requests.Response, call: str) -> None:
+    if response.status_code in (401, 403):
+        raise HelpdeskAuthError(f"Freshdesk answered {response.status_code} to {call}")
+    if response.status_code != 200:
+        raise HelpdeskUnavailable(f"Freshdesk answered {response.status_code} to {call}")
+
+
+def fetch_conversation(
+    base_url: str, api_key: str, ticket_id: str, session: requests.Session, timeout: float
+) -> ConversationFacts | None:
+    """The ticket's subject and channel from `GET /api/v2/tickets/{id}`; None when Freshdesk does not know it.
+
+    The API gives no agent link, so the link is the account's `/a/tickets/{id}` page, as the link
+    template makes it.
+    """
+    response = _get(session, f"{base_url}/api/v2/tickets/{ticket_id}", api_key, timeout)
+    if response.status_code == 404:
+        return None
+    _raise_for(response, f"GET /api/v2/tickets/{ticket_id}")
+    try:
+        ticket = mapping(response.json(), "ticket")
+        return ConversationFacts(
+            subject=text(ticket.get("subject"), "subject"),
+            channel=_channel(ticket.get("source")),
+            link=f"{base_url.rstrip('/')}/a/tickets/{ticket_id}",
+        )
+    except (ValueError, PayloadError):
+        raise HelpdeskUnavailable("Freshdesk's answer was not the ticket JSON we expected") from None
+
+
+def fetch_rating(
+    base_url: str, api_key: str, ticket_id: str, session: requests.Session, timeout: float
+) -> Rating | None:
+    """The ticket's latest satisfaction rating (`ratings.default_question`); None when it has none yet."""
+    call = f"GET /api/v2/tickets/{ticket_id}/satisfaction_ratings"
+    response = _get(session, f"{base_url}/api/v2/tickets/{ticket_id}/satisfaction_ratings", api_key, timeout)
+    if response.status_code == 404:
+        return None
+    _raise_for(response, call)
+    try:
+        answers = response.json()
+        if not isinstance(answers, list):
+            raise PayloadError("not a list")
+        rated = [mapping(answer, "rating") for answer in answers]
+        if not rated:
+            return None
+        # the newest answer: Freshdesk's ids grow with time (its examples' created_at are not always valid)
+        latest = max(rated, key=lambda answer: int(text(answer.get("id"), "id") or 0))
+        raw = text(
+            mapping(latest.get("ratings"), "ratings").get("default_question"), "ratings.default_question"
+        )
+    except (ValueError, PayloadError):
+        raise HelpdeskUnavailable(
+            f"Freshdesk's answer to {call} was not the ratings JSON we expected"
+        ) from None
+    if raw is None or raw not in SURVEY_CODES:
+        raise HelpdeskUnavailable(
+            f"Freshdesk's rating of ticket {ticket_id} is not one of its codes: {raw!r}"
+        )
+    return Rating(SURVEY_CODES[raw], raw, text(latest.get("feedback"), "feedback"))
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
@@ -194,7 +277,8 @@ HELPDESK = Helpdesk(
         "action “Trigger webhook”: request type POST, the URL, encoding JSON, content Advanced, a custom "
         f"header {SECRET_HEADER} with the workspace's webhook secret (or “Requires authentication” with any "
         'user name and the secret as password), and the body below with "event" set to "ticket_created", '
-        '"ticket_closed" or "satisfaction_rated".',
+        '"ticket_closed" or "satisfaction_rated". Freshdesk has no placeholder for the rating: set the '
+        "workspace's Freshdesk API key and API URL, and the rating is read from Freshdesk's API.",
         events=("Ticket created", "Ticket closed", "Customer feedback received (satisfaction rated)"),
         secret=f"Freshdesk cannot sign its requests: it sends the workspace's webhook secret as-is in the "
         f"{SECRET_HEADER} header, or as the password of the action's basic authentication.",
@@ -206,4 +290,8 @@ HELPDESK = Helpdesk(
         "property_prefix": "freshdesk_",
         "card_frame_ancestors": "https://*.freshdesk.com",
     },
+    fetch_conversation=fetch_conversation,
+    fetch_rating=fetch_rating,
+    api_key_hint="Your Freshdesk API key (Profile settings → View API key), with the API URL set to "
+    "https://YOUR-DOMAIN.freshdesk.com; the agent must see the tickets and their satisfaction ratings.",
 )

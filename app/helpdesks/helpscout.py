@@ -26,19 +26,26 @@ the customer by id and the worker asks `GET /v2/customers/{id}`. The card query'
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks import ConversationFacts, Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
 from app.helpdesks.common import body_id, mapping, moment, required, required_text, text
 from app.signing import SignatureError, verify_hmac
 
 EVENT_HEADER = "X-HelpScout-Event"
 SIGNATURE_HEADER = "X-HelpScout-Signature"
 SCORES = {"great": 5, "okay": 3, "not_good": 1, "bad": 1}
+MAX_SECRET = 40  # mailbox-api/endpoints/webhooks/create: "a string of 40 characters or less"
+
+
+def new_secret() -> str:
+    """A webhook secret Help Scout accepts: 40 URL-safe characters (240 random bits)."""
+    return secrets.token_urlsafe(30)
 
 
 def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
@@ -175,6 +182,31 @@ def fetch_customer(
         raise HelpdeskUnavailable("Help Scout's answer was not the customer JSON we expected") from None
 
 
+def fetch_conversation(
+    base_url: str, api_key: str, conversation_id: str, session: requests.Session, timeout: float
+) -> ConversationFacts | None:
+    """Subject, channel and link from `GET /v2/conversations/{id}`; None when Help Scout does not know it.
+
+    A merged conversation answers 301 with the new one's address (conversations/get); requests follows
+    it, so the facts are the surviving conversation's.
+    """
+    response = _get(session, f"{base_url}/v2/conversations/{conversation_id}", api_key, timeout)
+    if response.status_code == 404:
+        return None
+    _raise_for(response, f"GET /v2/conversations/{conversation_id}")
+    try:
+        conversation = mapping(response.json(), "conversation")
+        source = mapping(conversation.get("source"), "source")
+        web = mapping(mapping(conversation.get("_links"), "_links").get("web"), "_links.web")
+        return ConversationFacts(
+            subject=text(conversation.get("subject"), "subject"),
+            channel=text(source.get("type"), "source.type") or text(conversation.get("type"), "type"),
+            link=text(web.get("href"), "_links.web.href"),
+        )
+    except (ValueError, PayloadError):
+        raise HelpdeskUnavailable("Help Scout's answer was not the conversation JSON we expected") from None
+
+
 def check_key(base_url: str, api_key: str, session: requests.Session, timeout: float) -> None:
     """`GET /v2/users/me`: the user the token acts for; 401 when the token is wrong or expired."""
     _raise_for(_get(session, f"{base_url}/v2/users/me", api_key, timeout), "GET /v2/users/me")
@@ -211,7 +243,9 @@ HELPDESK = Helpdesk(
             "Customer updated",
         ),
         secret=f"Help Scout signs each webhook with its secret key ({SIGNATURE_HEADER}, base64 "
-        "HMAC-SHA1 of the body); the key must be the workspace's webhook secret.",
+        "HMAC-SHA1 of the body); the key must be the workspace's webhook secret (40 characters at most, "
+        "as Help Scout requires). Or let `flask --app app helpscout connect <workspace id>` (or the "
+        "admin page's Connect Help Scout) create the webhook through Help Scout's API.",
         card_query="email={{customer.email}}",
     ),
     defaults={
@@ -220,9 +254,12 @@ HELPDESK = Helpdesk(
         "card_frame_ancestors": "https://secure.helpscout.net",
     },
     fetch_customer=fetch_customer,
+    fetch_conversation=fetch_conversation,
     check_key=check_key,
     api_url="https://api.helpscout.net",
     api_key_hint="An OAuth access token for the Mailbox API 2.0 (Your Profile → My Apps → Create "
-    "App, then the client-credentials grant); it must be able to read customers, and Help Scout "
-    "expires these tokens after two days, so renew it before then.",
+    "App, then the client-credentials grant); it must be able to read customers and conversations "
+    "(and, for `flask --app app helpscout connect`, manage webhooks), and Help Scout expires these "
+    "tokens after two days, so renew it before then.",
+    new_secret=new_secret,
 )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import requests
 
+from app.helpdesks.connect import ConnectError, store_token
 from app.helpdesks.kustomer import HELPDESK
 
 EVENTS: tuple[str, ...] = HELPDESK.guide.events
@@ -28,10 +29,6 @@ READ_ROLE = "org.permission.outbound_webhook.read"
 DELETE_ROLE = "org.permission.outbound_webhook.delete"
 ANY_ROLE = "org.outbound_webhooks"  # holds all three, per the same pages
 MAX_PAGES = 50  # the documentation does not say how the list pages; follow `links.next` this far
-
-
-class ConnectError(Exception):
-    """Kustomer did not let us find, create or read our outbound webhook; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -197,17 +194,6 @@ def find_or_create(client: KustomerWebhooks, url: str) -> tuple[OutboundWebhook,
     if existing:
         return _with_token(client, existing[0]), False
     return _with_token(client, client.create(url, EVENTS)), True
-
-
-def store_token(workspace: Any, token: str, grace: timedelta) -> bool:
-    """Make Kustomer's token the workspace's webhook secret, the old secret verifying for `grace`;
-    False when it already was."""
-    if workspace.webhook_secret == token:
-        return False
-    workspace.previous_webhook_secret_encrypted = workspace.webhook_secret_encrypted if grace else None
-    workspace.previous_secret_expires_at = datetime.now(UTC) + grace if grace else None
-    workspace.webhook_secret = token
-    return True
 
 
 def connect(workspace: Any, url: str, client: KustomerWebhooks, grace: timedelta) -> Connection:

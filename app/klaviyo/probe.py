@@ -25,6 +25,9 @@ _NO_PROFILE_EVENT = {
     }
 }
 _NO_PROFILE_IMPORT = {"data": {"type": "profile", "attributes": {}}}
+# a bulk import job with no profile: Klaviyo checks the key's scopes (lists:write, profiles:write),
+# then refuses the empty job with a 400, so no job is made
+_EMPTY_IMPORT_JOB = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": []}}}}
 
 # (scope, method, path, params, body) in the order the admin reads them
 PROBES: list[tuple[str, str, str, dict[str, str] | None, dict[str, Any] | None]] = [
@@ -34,6 +37,7 @@ PROBES: list[tuple[str, str, str, dict[str, str] | None, dict[str, Any] | None]]
     ("profiles:read", "GET", "/api/profiles", {"page[size]": "1", "fields[profile]": "email"}, None),
     ("events:read", "GET", "/api/events", {"page[size]": "1", "fields[event]": "datetime"}, None),
     ("lists:read", "GET", "/api/lists", {"page[size]": "1", "fields[list]": "name"}, None),
+    ("lists:write", "POST", "/api/profile-bulk-import-jobs", None, _EMPTY_IMPORT_JOB),
     ("segments:read", "GET", "/api/segments", {"page[size]": "1", "fields[segment]": "name"}, None),
     (
         "campaigns:read",

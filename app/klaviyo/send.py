@@ -21,6 +21,7 @@ from app.klaviyo.client import (
     AuthError,
     KlaviyoClient,
     KlaviyoError,
+    PermissionDenied,
     RateLimited,
     ServerError,
     TransportError,
@@ -60,6 +61,37 @@ class KeyRefused:
     """Klaviyo refused the private key (401, 403, or a 400 that says so): nothing goes until it is fixed."""
 
     error: AuthError
+    scopes: tuple[str, ...] = ()  # on a 403, the scopes the refused call needs
+
+    @property
+    def reason(self) -> str:
+        """What the admin reads: a missing scope for a 403, a bad key otherwise."""
+        if isinstance(self.error, PermissionDenied):
+            needed = ", ".join(self.scopes) or "the scope this call needs"
+            return (
+                f"The Klaviyo private key lacks a scope (403): this call needs {needed}; add it to the key "
+                f"in Klaviyo (Settings → API keys). Klaviyo said: {self.error.detail}"
+            )
+        return f"Klaviyo refused the private key ({self.error.status}): {self.error.detail}"
+
+
+# the scopes of each call we make (the spec's x-klaviyo-scopes), to name what a 403 lacks
+SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("POST", "/api/events"): ("events:write",),
+    ("POST", "/api/event-bulk-create-jobs"): ("events:write",),
+    ("POST", "/api/profile-import"): ("profiles:write",),
+    ("POST", "/api/profile-bulk-import-jobs"): ("lists:write", "profiles:write"),
+    ("GET", "/api/profile-bulk-import-jobs/{id}"): ("lists:read", "profiles:read"),
+    ("GET", "/api/profile-bulk-import-jobs/{id}/import-errors"): ("profiles:read",),
+}
+
+
+def scopes_for(method: str, path: str) -> tuple[str, ...]:
+    """The scopes `method path` needs, as far as SCOPES knows it; () otherwise."""
+    parts = urlsplit(path).path.rstrip("/").split("/")
+    if len(parts) > 3 and parts[2] == "profile-bulk-import-jobs":
+        parts[3] = "{id}"
+    return SCOPES.get((method, "/".join(parts)), ())
 
 
 @dataclass(frozen=True)
@@ -99,7 +131,7 @@ def send(
     except (ServerError, TransportError) as error:
         return Retryable(error)
     except AuthError as error:
-        return KeyRefused(error)
+        return KeyRefused(error, scopes_for(method, path) if isinstance(error, PermissionDenied) else ())
     except KlaviyoError as error:
         return Refused(error, frozenset(named_items(error, bulk_bodies)) if bulk_bodies else frozenset())
 

@@ -34,7 +34,7 @@ from app.extensions import db, http_session, redis_client
 from app.facts import Customer, Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit, send
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
-from app.push import customers, outcomes
+from app.push import conversations, customers, outcomes
 
 log = logging.getLogger(__name__)
 OWED_HORIZON = timedelta(seconds=60)
@@ -55,6 +55,7 @@ class Drained:
     retry_in: float | None = None  # the run stopped early; go on after this many seconds
     more: bool = False  # due events remain: run again now
     handed_to_live: list[int] = field(default_factory=list)
+    notes: dict[int, str] = field(default_factory=dict)  # delivery id -> what its event went without
 
 
 def _flag(workspace_id: str) -> str:
@@ -222,9 +223,21 @@ def _prepare(
     """The create-event bodies of the claimed rows that fit in one request; the rest go back."""
     settings = workspace.mapping_settings()
     known = _customers(workspace, rows)
+    facts = {row.id: fact_from_dict(row.fact) for row in rows}
+    lacking = {fact.conversation_id for fact in facts.values() if conversations.lacks(fact)}
+    stored = conversations.stored(workspace.id, {conversation for conversation in lacking if conversation})
+    asks_api = workspace.helpdesk_info().fetch_conversation is not None and bool(workspace.helpdesk_key)
     batch, bodies, size, deferred, live = [], [], 0, [], []
     for row in rows:
-        fact = fact_from_dict(row.fact)
+        fact = facts[row.id]
+        if fact.kind is Kind.CSAT_SUBMITTED and fact.rating is None:
+            live.append(row)  # the rating is read from the helpdesk's API, one by one
+            continue
+        fact = conversations.fill(fact, stored.get(fact.conversation_id or ""))
+        missing = conversations.still_missing(fact) if conversations.lacks(fact) else []
+        if missing and asks_api:
+            live.append(row)  # the helpdesk's API completes it, one by one
+            continue
         try:
             inline = fact.customer if fact.customer is not None and fact.customer.identifiable else None
             customer = inline or known.get(row.customer_id)
@@ -241,6 +254,10 @@ def _prepare(
             deferred.append(row)
             continue
         size += length
+        if missing:
+            outcome.notes[row.id] = (
+                f"Sent without the conversation's {' and '.join(missing)}: we never received its create."
+            )
         row.request_body = body
         row.email = mapping.profile_attributes(body).get("email")
         batch.append(row)
@@ -305,7 +322,8 @@ def _send(
             response_status=result.response.status_code,
         )
         for row in rows:
-            row.last_error = f"Sent in a bulk request of {len(rows)} events."
+            note = outcome.notes.pop(row.id, None)
+            row.last_error = f"Sent in a bulk request of {len(rows)} events." + (f" {note}" if note else "")
             metrics.delivery_settled(row.kind, DeliveryStatus.DELIVERED, row.created_at)
         outcome.delivered += len(rows)
         outcomes.note_recovery(workspace, account)
@@ -339,7 +357,7 @@ def _send(
                     row.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
             outcomes.note_outage(account)
             outcome.retry_in = current_app.config["RETRY_BASE_SECONDS"]
-        case send.KeyRefused(error=error):
-            outcomes.key_refused(workspace, error)
+        case send.KeyRefused() as refused:
+            outcomes.key_refused(workspace, refused)
             _release(rows)
     return True

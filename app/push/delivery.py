@@ -15,7 +15,7 @@ from app.extensions import db, http_session
 from app.facts import Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit, send
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
-from app.push import backlog, outcomes
+from app.push import backlog, conversations, outcomes
 from app.push.customers import resolve_customer, stored_customer
 from app.push.outcomes import Attempt, fail
 
@@ -99,18 +99,27 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
         customer = resolve_customer(workspace, delivery.customer_id, fact.customer)
         if customer is None or not customer.identifiable:
             return _wait_for_identity(workspace, delivery, age)
-        body = mapping.event_body(fact, customer, settings, workspace.id)
+        completed = conversations.complete(workspace, conversations.rated(workspace, fact))
+        body = mapping.event_body(completed.fact, customer, settings, workspace.id)
     except mapping.MappingError as error:
         return fail(delivery, str(error))
     except helpdesks.HelpdeskAuthError as error:
         return fail(
-            delivery, f"The {workspace.helpdesk} API refused our key while looking up the customer: {error}"
+            delivery,
+            f"The {workspace.helpdesk} API refused our key while looking up the customer or the rating: "
+            f"{error}",
         )
     except helpdesks.HelpdeskUnavailable as error:
-        delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
+        delivery.last_error = f"Could not look up the customer or the rating in {workspace.helpdesk}: {error}"
         return outcomes.backoff(workspace, delivery, age)
     return _send(
-        workspace, delivery, klaviyo_path(fact.kind), body, age, mapping.left_out_of_event(fact, settings)
+        workspace,
+        delivery,
+        klaviyo_path(fact.kind),
+        body,
+        age,
+        mapping.left_out_of_event(completed.fact, settings),
+        missing=completed.missing,
     )
 
 
@@ -120,9 +129,16 @@ def klaviyo_path(kind: Kind) -> str:
 
 
 def _send(
-    workspace: Workspace, delivery: Delivery, path: str, body: dict, age: float, left_out: list[str] = ()
+    workspace: Workspace,
+    delivery: Delivery,
+    path: str,
+    body: dict,
+    age: float,
+    left_out: list[str] = (),
+    missing: str | None = None,
 ) -> Attempt:
-    """Send one write; `left_out` names values the mapping kept back, noted on the delivered row."""
+    """Send one write; `left_out` (values the mapping kept back) and `missing` (what the conversation
+    could not be completed with) are noted on the delivered row."""
     client = klaviyo.KlaviyoClient(
         current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
     )
@@ -155,9 +171,9 @@ def _send(
             outcomes.record_response(delivery, error)
             outcomes.note_outage(account)
             return outcomes.backoff(workspace, delivery, age)
-        case send.KeyRefused(error=error):
+        case send.KeyRefused(error=error) as refused:
             outcomes.record_response(delivery, error)
-            outcomes.key_refused(workspace, error)
+            outcomes.key_refused(workspace, refused)
             return Attempt(DeliveryStatus.PENDING)
         case send.Refused(error=error):
             outcomes.record_response(delivery, error)
@@ -171,6 +187,8 @@ def _send(
     notes = [note] if note else []
     if left_out:
         notes.append("Sent without invalid values: " + " ".join(left_out))
+    if missing:
+        notes.append(missing)
     return Attempt(DeliveryStatus.DELIVERED, note=" ".join(notes) or None)
 
 

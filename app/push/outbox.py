@@ -7,16 +7,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.facts import Kind, Webhook, fact_to_dict
 from app.klaviyo import mapping
-from app.models import Delivery, DeliveryStatus, Receipt, Workspace, utcnow
+from app.models import Conversation, Delivery, DeliveryStatus, Receipt, Workspace, utcnow
 from app.push.customers import store_customer
 from app.push.group_commit import GroupCommit
 from app.push.workspaces import IntakeWorkspace
@@ -61,8 +62,9 @@ def _record_many(
 ) -> list[Recorded | None]:
     """Webhooks' rows in the session's transaction, in order; None for each event id received already.
 
-    Their receipts are one statement and their deliveries another, so a batch costs the database
-    two round trips whatever its size. A resend within the batch is a duplicate like any other.
+    Their receipts are one statement, their conversations' facts another and their deliveries a
+    third, so a batch costs the database three round trips whatever its size. A resend within the
+    batch is a duplicate like any other.
     """
     connection = db.session.connection()
     dialect = db.engine.dialect.name
@@ -87,6 +89,7 @@ def _record_many(
     }
     results: list[Recorded | None] = []
     owed: list[tuple[Recorded, dict]] = []
+    conversations: dict[tuple[str, str], dict] = {}
     for workspace, webhook in webhooks:
         receipt_id = receipt_ids.pop((workspace.id, webhook.event_id), None)
         if receipt_id is None:
@@ -95,6 +98,10 @@ def _record_many(
         recorded = Recorded(receipt_id, [], [])
         results.append(recorded)
         owed += [(recorded, row) for row in _delivery_rows(workspace, webhook, recorded, now)]
+        _note_conversations(conversations, workspace.id, webhook, now)
+    if conversations:
+        rows = [conversations[key] for key in sorted(conversations)]
+        connection.execute(_UPSERT_CONVERSATION[dialect], rows)
     if owed:
         # the same fact reached us under another event id: it is owed once
         delivery_ids = {
@@ -144,6 +151,38 @@ def _delivery_rows(
         )
     return rows
 
+
+def _note_conversations(
+    found: dict[tuple[str, str], dict], workspace_id: str, webhook: Webhook, now: datetime
+) -> None:
+    """Keep what a webhook says of its conversations, the later fact's values winning within a batch."""
+    for fact in webhook.facts:
+        if fact.conversation_id is None or not (fact.subject or fact.channel or fact.link):
+            continue
+        key = (workspace_id, fact.conversation_id)
+        row = found.setdefault(key, {"workspace_id": workspace_id, "conversation_id": fact.conversation_id})
+        for name in ("subject", "channel", "link"):
+            row[name] = getattr(fact, name) or row.get(name)
+        row["updated_at"] = now
+
+
+def _upsert_conversation(dialect: Any) -> Any:
+    """INSERT a conversation's facts; on conflict, a value the webhook lacks keeps the stored one."""
+    table = Conversation.__table__
+    statement = dialect.insert(table)
+    keep = {
+        name: func.coalesce(statement.excluded[name], table.c[name])
+        for name in ("subject", "channel", "link")
+    }
+    return statement.on_conflict_do_update(
+        index_elements=["workspace_id", "conversation_id"],
+        set_={**keep, "updated_at": statement.excluded.updated_at},
+    )
+
+
+_UPSERT_CONVERSATION = {
+    dialect.__name__.rsplit(".", 1)[1]: _upsert_conversation(dialect) for dialect in (postgresql, sqlite)
+}
 
 # INSERT ... ON CONFLICT (intake and outbox dedup keys) DO NOTHING RETURNING each key's id, per dialect
 _INSERT_RECEIPT = {

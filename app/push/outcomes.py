@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, CursorResult, func, or_, update
 
 from app import klaviyo
 from app.extensions import db, redis_client
+from app.klaviyo import send
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,6 @@ def pause(workspace: Workspace, reason: str) -> None:
     workspace.paused_at = utcnow()
 
 
-def key_refused(workspace: Workspace, error: klaviyo.KlaviyoError) -> None:
-    """Klaviyo refused the workspace's private key: pause it, saying so."""
-    pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
+def key_refused(workspace: Workspace, refused: send.KeyRefused) -> None:
+    """Klaviyo refused the workspace's private key, or a scope it lacks: pause it, saying which."""
+    pause(workspace, refused.reason)

@@ -1,7 +1,7 @@
 """workspaces: named extra signing secrets (vendors that make one secret per webhook)
 
 Revision ID: 3f9a7c21d6e4
-Revises: 6a2405ae77fa
+Revises: 3f8a1c5e9b27
 Create Date: 2026-11-24 10:00:00.000000
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "3f9a7c21d6e4"
-down_revision = "6a2405ae77fa"
+down_revision = "3f8a1c5e9b27"
 branch_labels = None
 depends_on = None
 
