@@ -163,12 +163,12 @@ def _kustomer_workspace(workspace_id: str) -> Workspace:
 )
 def kustomer_connect_command(workspace_id: str, rotate: bool, grace_hours: int) -> None:
     """Find or create our outbound webhook in Kustomer, keep its token as the webhook secret, print JSON."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import kustomer_connect
 
     workspace = _kustomer_workspace(workspace_id)
     client = kustomer_connect.KustomerWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     step = kustomer_connect.rotate if rotate else kustomer_connect.connect
     try:
@@ -205,7 +205,7 @@ def kustomer_app_definition(workspace_id: str, icon_url: str | None) -> None:
 )
 def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str | None) -> None:
     """Register the app definition with Kustomer (POST /v1/apps/available); print its app and version."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import kustomer_app
 
     workspace = _workspace(workspace_id)
@@ -214,7 +214,8 @@ def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str 
     if not key:
         raise click.ClickException("give --api-key: a Kustomer API key with the org.admin.apps role")
     try:
-        created = kustomer_app.register(workspace.helpdesk_api_url() or "", key, definition, http_session())
+        base_url = workspace.helpdesk_api_url() or ""
+        created = kustomer_app.register(base_url, key, definition, helpdesk_session())
     except kustomer_app.RegisterError as error:
         raise click.ClickException(str(error)) from None
     click.echo(

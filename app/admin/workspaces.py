@@ -22,7 +22,7 @@ from app.admin.forms import (
 )
 from app.cli import card_url_template, webhook_url
 from app.crypto import mask
-from app.extensions import db, http_session
+from app.extensions import db, helpdesk_session, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
@@ -205,7 +205,7 @@ def test_connection(workspace_id: str):
         workspace.helpdesk_info(),
         workspace.helpdesk_api_url(),
         workspace.helpdesk_key,
-        http_session(),
+        helpdesk_session(),
     )
     form = WorkspaceForm(formdata=None)
     _fill(form, workspace)
@@ -280,7 +280,7 @@ def rotate_secret(workspace_id: str) -> Response:
 
 def _kustomer(workspace: Workspace) -> kustomer_connect.KustomerWebhooks:
     return kustomer_connect.KustomerWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
 
 

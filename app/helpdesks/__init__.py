@@ -54,6 +54,8 @@ class Helpdesk:
     # raises HelpdeskAuthError or HelpdeskUnavailable unless the key can read customers
     check_key: Callable[[str, str, requests.Session, float], None] | None = None
     api_url: str | None = None  # the API's address when it is the same for every account
+    # the only hosts its API is called on (https); "*.example.com" for any name under it
+    api_hosts: tuple[str, ...] = ()
     api_key_hint: str = ""  # what to paste as the helpdesk API key
     new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
 

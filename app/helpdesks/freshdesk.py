@@ -183,6 +183,10 @@ def _basic_password(authorization: str | None) -> str | None:
     return decoded.partition(":")[2] or None
 
 
+# https://developers.freshdesk.com/api/#getting-started: "https://domain.freshdesk.com/api/v2/"
+API_HOSTS = ("*.freshdesk.com",)
+
+
 HELPDESK = Helpdesk(
     name="freshdesk",
     title="Freshdesk",
@@ -206,4 +210,5 @@ HELPDESK = Helpdesk(
         "property_prefix": "freshdesk_",
         "card_frame_ancestors": "https://*.freshdesk.com",
     },
+    api_hosts=API_HOSTS,
 )

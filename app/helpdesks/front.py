@@ -92,6 +92,10 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
     check_timestamp(seconds / 1000 if seconds > 10**11 else seconds)
 
 
+# https://dev.frontapp.com/reference/introduction: the Core API is at "https://api2.frontapp.com"
+API_HOSTS = ("api2.frontapp.com",)
+
+
 HELPDESK = Helpdesk(
     name="front",
     title="Front",
@@ -111,4 +115,5 @@ HELPDESK = Helpdesk(
         "property_prefix": "front_",
         "card_frame_ancestors": "https://app.frontapp.com",
     },
+    api_hosts=API_HOSTS,
 )

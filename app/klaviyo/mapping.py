@@ -71,10 +71,10 @@ def csat_score(rating: int, threshold: int) -> int:
 def check_link_template(template: str) -> None:
     """Refuse a conversation link template with anything but plain {org_name} and {conversation_id}."""
     try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as error:
         raise MappingError(f"The conversation link template is malformed: {error}.") from None
-    fields = [field for field in fields if field[0] is not None]
+    fields = [(name, spec, conversion) for _, name, spec, conversion in parsed if name is not None]
     # a width such as {conversation_id:>999999999} would build a gigabyte for every delivery
     decorated = sorted({name for name, spec, conversion in fields if spec or conversion})
     if decorated:
