@@ -181,12 +181,12 @@ def _kustomer_workspace(workspace_id: str) -> Workspace:
 )
 def kustomer_connect_command(workspace_id: str, rotate: bool, grace_hours: int) -> None:
     """Find or create our outbound webhook in Kustomer, keep its token as the webhook secret, print JSON."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import kustomer_connect
 
     workspace = _kustomer_workspace(workspace_id)
     client = kustomer_connect.KustomerWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     step = kustomer_connect.rotate if rotate else kustomer_connect.connect
     try:
@@ -215,11 +215,11 @@ def helpdesk_workspace(workspace_id: str, helpdesk: str, needs: str) -> Workspac
 
 def connect_zendesk(workspace: Workspace) -> dict[str, object]:
     """Find or make our two webhooks and the CSAT trigger in Zendesk; both secrets kept (committed)."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import zendesk_connect
 
     api = zendesk_connect.ZendeskApi(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     connection = zendesk_connect.connect(workspace, webhook_url(workspace), api)
     db.session.commit()
@@ -228,11 +228,11 @@ def connect_zendesk(workspace: Workspace) -> dict[str, object]:
 
 def connect_gorgias(workspace: Workspace) -> dict[str, object]:
     """Find or make our two HTTP integrations in Gorgias."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import gorgias_connect
 
     api = gorgias_connect.GorgiasApi(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     return gorgias_connect.connect(workspace, webhook_url(workspace), api).as_json()
 
@@ -269,7 +269,7 @@ def gorgias_connect_command(workspace_id: str) -> None:
 @click.option("--grace-hours", default=24, show_default=True, help="How long a replaced secret still works.")
 def helpscout_connect_command(workspace_id: str, grace_hours: int) -> None:
     """Find or create our webhook in Help Scout, signed with the workspace's secret; print JSON."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import helpscout_connect
     from app.helpdesks.connect import ConnectError
 
@@ -283,7 +283,7 @@ def helpscout_connect_command(workspace_id: str, grace_hours: int) -> None:
             "the workspace has no Help Scout token: set one (admin page, or workspace create --helpdesk-key)"
         )
     client = helpscout_connect.HelpScoutWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key, http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key, helpdesk_session()
     )
     try:
         connection = helpscout_connect.connect(
@@ -321,7 +321,7 @@ def kustomer_app_definition(workspace_id: str, icon_url: str | None) -> None:
 )
 def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str | None) -> None:
     """Register the app definition with Kustomer (POST /v1/apps/available); print its app and version."""
-    from app.extensions import http_session
+    from app.extensions import helpdesk_session
     from app.helpdesks import kustomer_app
 
     workspace = _workspace(workspace_id)
@@ -330,7 +330,8 @@ def kustomer_register_app(workspace_id: str, icon_url: str | None, api_key: str 
     if not key:
         raise click.ClickException("give --api-key: a Kustomer API key with the org.admin.apps role")
     try:
-        created = kustomer_app.register(workspace.helpdesk_api_url() or "", key, definition, http_session())
+        base_url = workspace.helpdesk_api_url() or ""
+        created = kustomer_app.register(base_url, key, definition, helpdesk_session())
     except kustomer_app.RegisterError as error:
         raise click.ClickException(str(error)) from None
     click.echo(

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app import helpdesks
+from app.helpdesks import outbound
+
 KUSTOMER_CARD_SDK_URL = "https://cdn.kustomerapp.com/card-js/latest/kustomer-card.min.js"
 
 
@@ -28,6 +31,18 @@ def _url(name: str, raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must start with http:// or https://, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _helpdesk_url(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    """A helpdesk's API URL from the environment, on its vendor's hosts or in HELPDESK_ALLOWED_URLS."""
+    url = _url(name, raw)
+    helpdesk = helpdesks.HELPDESKS.get(name.removesuffix("_API_URL").lower())
+    if helpdesk is None:
+        return url
+    try:
+        return outbound.check_base_url(url, helpdesk.api_hosts, allowed)
+    except outbound.OutboundRefused as error:
+        raise ConfigError(f"{name}: {error} (or list it in HELPDESK_ALLOWED_URLS)") from None
 
 
 def _script_url(name: str, raw: str) -> str:
@@ -88,6 +103,9 @@ class Settings:
     requeue_interval_seconds: float = 30.0
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
+    # extra helpdesk addresses this deployment trusts (the local sandboxes): API base URLs that may
+    # be plain http on a local address, and their origins as card frame-ancestors
+    helpdesk_allowed_urls: tuple[str, ...] = ()
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
@@ -99,9 +117,12 @@ class Settings:
         env = dict(os.environ if env is None else env)
         sqlite_path = instance_path / "helpdesk-klaviyo.sqlite3"
         helpdesk_urls = {"kustomer": "https://api.kustomerapp.com"}
+        allowed = tuple(
+            _url("HELPDESK_ALLOWED_URLS", url) for url in env.get("HELPDESK_ALLOWED_URLS", "").split()
+        )
         for name, value in env.items():
             if name.endswith("_API_URL") and name != "KLAVIYO_API_URL" and value:
-                helpdesk_urls[name.removesuffix("_API_URL").lower()] = _url(name, value)
+                helpdesk_urls[name.removesuffix("_API_URL").lower()] = _helpdesk_url(name, value, allowed)
         return cls(
             instance_path=instance_path,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{sqlite_path}",
@@ -114,6 +135,7 @@ class Settings:
             ),
             klaviyo_api_url=_url("KLAVIYO_API_URL", env.get("KLAVIYO_API_URL") or "https://a.klaviyo.com"),
             helpdesk_api_urls=helpdesk_urls,
+            helpdesk_allowed_urls=allowed,
             delivery_lease_seconds=_seconds(env, "DELIVERY_LEASE_SECONDS", 120.0),
             requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),

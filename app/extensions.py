@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from app.helpdesks import outbound
+
 
 class Base(DeclarativeBase):
     pass
@@ -58,8 +60,17 @@ def redis_client(app: Flask) -> Redis:
     return app.extensions["redis"]
 
 
+def helpdesk_session() -> requests.Session:
+    """The keep-alive session for the helpdesks' APIs: each connection checked (app.helpdesks.outbound)."""
+    held = current_app.extensions.get("helpdesk_http")
+    if held is None or held[0] != os.getpid():  # a forked process opens its own connections
+        session = outbound.session(current_app.config["HELPDESK_ALLOWED_URLS"])
+        held = current_app.extensions["helpdesk_http"] = (os.getpid(), session)
+    return held[1]
+
+
 def http_session() -> requests.Session:
-    """The keep-alive HTTP session this process uses for Klaviyo and the helpdesks' APIs."""
+    """The keep-alive HTTP session this process uses for Klaviyo."""
     held = current_app.extensions.get("http")
     if held is None or held[0] != os.getpid():  # a forked process opens its own connections
         held = current_app.extensions["http"] = (os.getpid(), requests.Session())

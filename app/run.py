@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             command = [str(BIN / "flask"), "--app", f"sandbox.{name}", "run", "--port", str(port)]
             children.append(subprocess.Popen(command, cwd=ROOT))
             os.environ[f"{name.upper()}_API_URL"] = f"http://127.0.0.1:{port}"
+        # the Kustomer sandbox is a helpdesk API on loopback: only deployment configuration allows that
+        os.environ["HELPDESK_ALLOWED_URLS"] = f"http://127.0.0.1:{SANDBOX_PORTS['kustomer']}"
         print("sandboxes: Klaviyo on :8100, Kustomer on :8200", flush=True)
     migrate()
     for name, command in procfile().items():

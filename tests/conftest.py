@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,19 @@ TEST_CONFIG = {"TESTING": True, "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1"}
 class AppFactory:
     """Builds the app from its factory as a test asks: `env` as its environment, `config` on top."""
 
-    def __init__(self, instance_path: Path) -> None:
+    def __init__(self, instance_path: Path, allowed: Sequence[str] = ()) -> None:
         self.instance_path = instance_path
+        self.allowed = list(allowed)
         self.env: dict[str, str] = dict(TEST_ENV)
 
     def __call__(self, env: Mapping[str, str] | None = None, **config: Any) -> Flask:
         self.env = {**TEST_ENV, **(env or {})}
+        # a helpdesk API on a loopback sandbox is allowed only as deployment configuration allows it
+        sandboxes = [
+            url for name, url in self.env.items() if name.endswith("_API_URL") and name != "KLAVIYO_API_URL"
+        ]
+        if (sandboxes or self.allowed) and "HELPDESK_ALLOWED_URLS" not in self.env:
+            self.env["HELPDESK_ALLOWED_URLS"] = " ".join(sandboxes + self.allowed)
         return create_app({**TEST_CONFIG, "INSTANCE_PATH": self.instance_path, **config}, environ=self.env)
 
     def process_env(self) -> dict[str, str]:
@@ -43,8 +50,14 @@ class AppFactory:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> AppFactory:
-    return AppFactory(tmp_path)
+def helpdesk_allowed_urls() -> list[str]:
+    """Helpdesk API sandboxes a module's apps may call besides those named by *_API_URL."""
+    return []
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, helpdesk_allowed_urls: list[str]) -> AppFactory:
+    return AppFactory(tmp_path, helpdesk_allowed_urls)
 
 
 @pytest.fixture

@@ -19,12 +19,25 @@ def test_defaults_give_sqlite_under_instance_and_real_klaviyo(tmp_path):
 
 
 def test_helpdesk_api_urls_come_from_their_env_vars(tmp_path):
-    env = {"KUSTOMER_API_URL": "http://127.0.0.1:8200/", "ZENDESK_API_URL": "http://127.0.0.1:8300"}
+    env = {
+        "KUSTOMER_API_URL": "http://127.0.0.1:8200/",
+        "ZENDESK_API_URL": "https://acme.zendesk.com",
+        "HELPDESK_ALLOWED_URLS": "http://127.0.0.1:8200",
+    }
     settings = Settings.from_env(tmp_path, env=env)
     assert settings.helpdesk_api_urls == {
         "kustomer": "http://127.0.0.1:8200",
-        "zendesk": "http://127.0.0.1:8300",
+        "zendesk": "https://acme.zendesk.com",
     }
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8200", "https://10.0.0.5", "https://evil.example", "https://acme.zendesk.com?x=1"],
+)
+def test_a_helpdesk_api_url_off_the_vendors_hosts_needs_the_deployment_allowlist(tmp_path, url):
+    with pytest.raises(ConfigError, match=r"ZENDESK_API_URL.*HELPDESK_ALLOWED_URLS"):
+        Settings.from_env(tmp_path, env={"ZENDESK_API_URL": url})
 
 
 def test_a_bad_port_is_refused_with_a_clear_message(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -392,3 +393,29 @@ def test_every_request_a_backfill_sends_klaviyo_matches_its_spec(
     } <= operations
     for request in sent:
         klaviyo_contract.validate(request)
+
+
+def test_the_problems_csv_shows_formula_like_values_as_text(app):
+    row = Backfill(workspace_id=workspace().id, source="file", source_name="x.jsonl", fingerprint="f")
+    db.session.add(row)
+    db.session.flush()
+    hostile = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR", "plain", "a=b"]
+    for number, value in enumerate(hostile):
+        db.session.add(
+            BackfillProblem(
+                backfill_id=row.id,
+                position=number,
+                outcome="skipped",
+                what="line",
+                conversation_id=value,
+                customer_id=None,
+                reason=value,
+            )
+        )
+    db.session.commit()
+    handle = io.StringIO()
+    assert backfill.report.write_csv(row, handle) == len(hostile)
+    rows = list(csv.reader(io.StringIO(handle.getvalue())))[1:]
+    shown = [(cells[3], cells[5]) for cells in rows]
+    assert shown == [(f"'{value}", f"'{value}") for value in hostile[:6]] + [("plain",) * 2, ("a=b",) * 2]
+    assert rows[0][0] == "0"  # numbers stay numbers

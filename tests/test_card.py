@@ -145,15 +145,15 @@ def test_the_json_card_carries_the_same_data(app, klaviyo):
     assert body["notice"] is None
 
 
-def test_support_events_we_sent_show_on_the_card(app, klaviyo):
-    seed_ada(klaviyo)
+def send_support_event(klaviyo, link: str) -> None:
+    """A Kustomer Conversation Create event for Ada in the Klaviyo sandbox, with this link."""
     event = {
         "data": {
             "type": "event",
             "attributes": {
                 "properties": {
                     "subject": "Where is my order?",
-                    "conversationLink": "https://acme.kustomerapp.com/app/conversations/c1",
+                    "conversationLink": link,
                 },
                 "metric": {
                     "data": {"type": "metric", "attributes": {"name": "Kustomer Conversation Create"}}
@@ -169,9 +169,36 @@ def test_support_events_we_sent_show_on_the_card(app, klaviyo):
         "Content-Type": "application/json",
     }
     requests.post(f"{klaviyo.url}/api/events", json=event, headers=headers, timeout=5).raise_for_status()
+
+
+def test_support_events_we_sent_show_on_the_card(app, klaviyo):
+    seed_ada(klaviyo)
+    send_support_event(klaviyo, "https://acme.kustomerapp.com/app/conversations/c1")
     html = app.test_client().get(url(app, "ada@example.com")).get_data(as_text=True)
     assert "Kustomer Conversation Create" in html
     assert 'href="https://acme.kustomerapp.com/app/conversations/c1"' in html
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(document.domain)",
+        " JavaScript:alert(1)",
+        "data:text/html,<script>",
+        "java\nscript:x",
+        "//evil.example",
+    ],
+)
+def test_a_support_event_link_that_is_not_http_is_not_a_link(app, klaviyo, link):
+    seed_ada(klaviyo)
+    send_support_event(klaviyo, link)
+    html = app.test_client().get(url(app, "ada@example.com")).get_data(as_text=True)
+    assert "Where is my order?" in html
+    assert "script:" not in html.lower()
+    assert "data:text" not in html
+    assert "evil.example" not in html
+    body = app.test_client().get(url(app, "ada@example.com").replace("/card?", "/card.json?")).get_json()
+    assert [event["link"] for event in body["card"]["support_events"]] == [None]
 
 
 def test_a_customer_without_a_klaviyo_profile_gets_a_calm_card(app, klaviyo):

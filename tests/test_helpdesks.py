@@ -187,6 +187,11 @@ def helpdesk_apis():
         yield server
 
 
+@pytest.fixture
+def helpdesk_allowed_urls(helpdesk_apis) -> list[str]:
+    return [helpdesk_apis.url]
+
+
 def test_every_helpdesk_is_registered_with_a_set_up_guide_and_valid_defaults():
     assert set(HELPDESKS) == {"kustomer", *(case[0] for case in CASES)}
     for name, helpdesk in HELPDESKS.items():

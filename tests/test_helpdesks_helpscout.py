@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from app.facts import Kind, PayloadError
-from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable
+from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable, outbound
 from app.helpdesks.helpscout import HELPDESK, check_key, fetch_customer, parse, verify
 from app.signing import SignatureError
 from sandbox.helpdesks import HELPSCOUT_KEY, create_app
@@ -432,7 +432,7 @@ def sandbox() -> Iterator[ServerThread]:
 
 
 def test_fetch_customer_reads_the_help_scout_api(sandbox):
-    customer = fetch_customer(sandbox.url, HELPSCOUT_KEY, "401", requests.Session(), 5)
+    customer = fetch_customer(sandbox.url, HELPSCOUT_KEY, "401", outbound.session([sandbox.url]), 5)
     assert (customer.helpdesk_id, customer.email, customer.phone) == (
         "401",
         "grace@example.com",
@@ -443,26 +443,28 @@ def test_fetch_customer_reads_the_help_scout_api(sandbox):
 
 
 def test_fetch_customer_is_none_for_an_unknown_id(sandbox):
-    assert fetch_customer(sandbox.url, HELPSCOUT_KEY, "999", requests.Session(), 5) is None
+    assert fetch_customer(sandbox.url, HELPSCOUT_KEY, "999", outbound.session([sandbox.url]), 5) is None
 
 
 def test_fetch_customer_with_a_wrong_key_is_an_auth_error(sandbox):
     with pytest.raises(HelpdeskAuthError, match="401"):
-        fetch_customer(sandbox.url, "expired-token", "401", requests.Session(), 5)
+        fetch_customer(sandbox.url, "expired-token", "401", outbound.session([sandbox.url]), 5)
 
 
 def test_fetch_customer_from_nowhere_is_unavailable():
     with pytest.raises(HelpdeskUnavailable):
-        fetch_customer("http://127.0.0.1:9", HELPSCOUT_KEY, "401", requests.Session(), 1)
+        fetch_customer(
+            "http://127.0.0.1:9", HELPSCOUT_KEY, "401", outbound.session(["http://127.0.0.1:9"]), 1
+        )
 
 
 def test_check_key_accepts_the_right_key(sandbox):
-    check_key(sandbox.url, HELPSCOUT_KEY, requests.Session(), 5)
+    check_key(sandbox.url, HELPSCOUT_KEY, outbound.session([sandbox.url]), 5)
 
 
 def test_check_key_refuses_a_wrong_key(sandbox):
     with pytest.raises(HelpdeskAuthError, match="/v2/users/me"):
-        check_key(sandbox.url, "expired-token", requests.Session(), 5)
+        check_key(sandbox.url, "expired-token", outbound.session([sandbox.url]), 5)
 
 
 def test_a_fetched_customer_and_a_webhook_customer_read_the_same():

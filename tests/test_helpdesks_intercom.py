@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.facts import Kind, PayloadError
-from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable
+from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable, outbound
 from app.helpdesks.intercom import HELPDESK, check_key, fetch_customer, parse, verify
 from app.signing import SignatureError
 from sandbox.helpdesks import INTERCOM_KEY, create_app
@@ -474,7 +474,7 @@ def sandbox() -> Iterator[ServerThread]:
 
 
 def test_fetch_customer_reads_the_intercom_api(sandbox):
-    customer = fetch_customer(sandbox.url, INTERCOM_KEY, CONTACT_ID, requests.Session(), 5)
+    customer = fetch_customer(sandbox.url, INTERCOM_KEY, CONTACT_ID, outbound.session([sandbox.url]), 5)
     assert (customer.helpdesk_id, customer.email, customer.phone, customer.external_id) == (
         CONTACT_ID,
         "grace@example.com",
@@ -490,39 +490,43 @@ def test_fetch_customer_reads_the_intercom_api(sandbox):
 
 
 def test_fetch_customer_is_none_for_an_unknown_id(sandbox):
-    assert fetch_customer(sandbox.url, INTERCOM_KEY, "nobody", requests.Session(), 5) is None
+    assert fetch_customer(sandbox.url, INTERCOM_KEY, "nobody", outbound.session([sandbox.url]), 5) is None
 
 
 def test_fetch_customer_with_a_wrong_key_is_an_auth_error(sandbox):
     with pytest.raises(HelpdeskAuthError, match="401"):
-        fetch_customer(sandbox.url, "wrong-token", CONTACT_ID, requests.Session(), 5)
+        fetch_customer(sandbox.url, "wrong-token", CONTACT_ID, outbound.session([sandbox.url]), 5)
 
 
 def test_fetch_customer_from_nowhere_is_unavailable():
     with pytest.raises(HelpdeskUnavailable):
-        fetch_customer("http://127.0.0.1:9", INTERCOM_KEY, CONTACT_ID, requests.Session(), 1)
+        fetch_customer(
+            "http://127.0.0.1:9", INTERCOM_KEY, CONTACT_ID, outbound.session(["http://127.0.0.1:9"]), 1
+        )
 
 
 def test_check_key_accepts_the_right_key(sandbox):
-    check_key(sandbox.url, INTERCOM_KEY, requests.Session(), 5)
+    check_key(sandbox.url, INTERCOM_KEY, outbound.session([sandbox.url]), 5)
 
 
 def test_check_key_refuses_a_wrong_key(sandbox):
     with pytest.raises(HelpdeskAuthError, match="/me"):
-        check_key(sandbox.url, "wrong-token", requests.Session(), 5)
+        check_key(sandbox.url, "wrong-token", outbound.session([sandbox.url]), 5)
 
 
 def test_the_api_is_asked_with_the_pinned_version():
     seen: dict[str, str] = {}
 
     class Recording(requests.Session):
-        def get(self, url, **kwargs):
+        def request(self, method, url, **kwargs):
             seen.update(kwargs["headers"], url=url)
             response = requests.Response()
             response.status_code = 404
             return response
 
-    assert fetch_customer("https://api.intercom.io", "token", CONTACT_ID, Recording(), 5) is None
+    recording = Recording()
+    recording.mount("https://", outbound.CheckedAdapter(outbound.Policy()))
+    assert fetch_customer("https://api.intercom.io", "token", CONTACT_ID, recording, 5) is None
     assert seen == {
         "url": f"https://api.intercom.io/contacts/{CONTACT_ID}",
         "Authorization": "Bearer token",

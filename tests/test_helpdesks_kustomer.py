@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from app.facts import Kind, PayloadError
-from app.helpdesks import HELPDESKS, HelpdeskAuthError, HelpdeskUnavailable, get
+from app.helpdesks import HELPDESKS, HelpdeskAuthError, HelpdeskUnavailable, get, outbound
 from app.helpdesks.kustomer import fetch_customer, parse
 from sandbox.kustomer import DEFAULT_API_KEY
 
@@ -232,7 +232,7 @@ def test_fetch_customer_reads_the_kustomer_api(kustomer):
         json={"id": "cust-9", "name": "Grace Hopper", "email": "grace@example.com", "phone": "+14155550199"},
         timeout=5,
     ).raise_for_status()
-    customer = fetch_customer(kustomer.url, DEFAULT_API_KEY, "cust-9", requests.Session(), 5)
+    customer = fetch_customer(kustomer.url, DEFAULT_API_KEY, "cust-9", outbound.session([kustomer.url]), 5)
     assert (customer.email, customer.phone, customer.first_name, customer.last_name) == (
         "grace@example.com",
         "+14155550199",
@@ -242,7 +242,7 @@ def test_fetch_customer_reads_the_kustomer_api(kustomer):
 
 
 def test_fetch_customer_knows_unknown_ids_bad_keys_and_outages_apart(kustomer):
-    session = requests.Session()
+    session = outbound.session([kustomer.url, "http://127.0.0.1:9"])
     assert fetch_customer(kustomer.url, DEFAULT_API_KEY, "nobody", session, 5) is None
     with pytest.raises(HelpdeskAuthError):
         fetch_customer(kustomer.url, "wrong-key", "nobody", session, 5)

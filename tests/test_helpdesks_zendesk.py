@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.facts import Kind, PayloadError
-from app.helpdesks import HelpdeskAuthError
+from app.helpdesks import HelpdeskAuthError, outbound
 from app.helpdesks.zendesk import TRIGGER_TEMPLATE, check_key, fetch_customer, parse, verify
 from app.signing import SignatureError
 from sandbox.helpdesks import ZENDESK_KEY, create_app
@@ -247,17 +247,19 @@ def zendesk():
 
 
 def test_the_requester_is_looked_up_by_id(zendesk):
-    customer = fetch_customer(zendesk.url, ZENDESK_KEY, "8712", requests.Session(), 5)
+    customer = fetch_customer(zendesk.url, ZENDESK_KEY, "8712", outbound.session([zendesk.url]), 5)
     assert (customer.email, customer.phone, customer.first_name) == ("ada@example.com", "+14155550132", "Ada")
 
 
 def test_an_unknown_requester_is_none(zendesk):
-    assert fetch_customer(zendesk.url, ZENDESK_KEY, "404", requests.Session(), 5) is None
+    assert fetch_customer(zendesk.url, ZENDESK_KEY, "404", outbound.session([zendesk.url]), 5) is None
 
 
 def test_a_wrong_key_is_an_auth_error_for_lookups_and_the_key_check(zendesk):
     with pytest.raises(HelpdeskAuthError, match="401"):
-        fetch_customer(zendesk.url, "agent@example.com/token:nope", "8712", requests.Session(), 5)
+        fetch_customer(
+            zendesk.url, "agent@example.com/token:nope", "8712", outbound.session([zendesk.url]), 5
+        )
     with pytest.raises(HelpdeskAuthError, match="anonymous"):
-        check_key(zendesk.url, "agent@example.com/token:nope", requests.Session(), 5)
-    check_key(zendesk.url, ZENDESK_KEY, requests.Session(), 5)
+        check_key(zendesk.url, "agent@example.com/token:nope", outbound.session([zendesk.url]), 5)
+    check_key(zendesk.url, ZENDESK_KEY, outbound.session([zendesk.url]), 5)

@@ -24,10 +24,11 @@ KLAVIYO_KEY = "pk_sandbox_demo_key"
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kustomer):
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kustomer, nowhere):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'connect.sqlite3'}")
     monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
     monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
+    monkeypatch.setenv("HELPDESK_ALLOWED_URLS", f"{kustomer.url} {nowhere}")
     app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
@@ -117,11 +118,16 @@ def test_a_key_without_the_webhook_role_is_told_which_role_and_nothing_changes(a
     assert hooks(kustomer) == []
 
 
-def test_an_unreachable_kustomer_is_a_message_not_a_traceback(app, monkeypatch):
+@pytest.fixture
+def nowhere() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_an_unreachable_kustomer_is_a_message_not_a_traceback(app, monkeypatch, nowhere):
     workspace_id = new_workspace(app)
     with app.app_context():
         workspace = db.session.get(Workspace, workspace_id)
-        workspace.settings = {"helpdesk_api_url": f"http://127.0.0.1:{free_port()}"}
+        workspace.settings = {"helpdesk_api_url": nowhere}
         db.session.commit()
     result = run(app, "kustomer", "connect", workspace_id)
     assert result.exit_code == 1

@@ -103,6 +103,22 @@ def test_a_link_template_with_unknown_placeholders_is_refused_clearly(template):
         mapping.check_link_template(template)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "https://x/{conversation_id:>999999999}",
+        "https://x/{org_name:^50}/{conversation_id}",
+        "https://x/{conversation_id!r}",
+        "https://x/{conversation_id:{org_name}}",
+    ],
+)
+def test_a_link_template_with_format_specs_is_refused(template):
+    with pytest.raises(mapping.MappingError, match="plain"):
+        mapping.check_link_template(template)
+    with pytest.raises(mapping.MappingError):
+        mapping.conversation_link(template, "acme", "conv-1")
+
+
 def test_unique_ids_are_deterministic_and_differ_by_fact():
     closed = fact(Kind.CONVERSATION_CLOSED, discriminator="2026-11-20T11:00:00+00:00")
     assert mapping.unique_id("ws", "kustomer", closed) == mapping.unique_id("ws", "kustomer", closed)

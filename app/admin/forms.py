@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import phonenumbers
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -34,6 +35,7 @@ from wtforms.validators import (
 
 from app import helpdesks
 from app.facts import Kind
+from app.helpdesks import outbound
 from app.klaviyo import mapping
 from app.models import DATABASE_INT_MAX
 
@@ -72,6 +74,18 @@ def _origins(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(
             f"Not an origin: {', '.join(bad)}. Use e.g. https://acme.kustomerapp.com or https://*.kustomerapp.com."
         )
+
+
+def _helpdesk_api_url(form: FlaskForm, field: URLField) -> None:
+    helpdesk = helpdesks.HELPDESKS.get(form.helpdesk.data or "")
+    if not field.data or helpdesk is None:
+        return
+    try:
+        field.data = outbound.check_base_url(
+            field.data, helpdesk.api_hosts, current_app.config["HELPDESK_ALLOWED_URLS"]
+        )
+    except outbound.OutboundRefused as error:
+        raise ValidationError(str(error)) from None
 
 
 def _region(form: FlaskForm, field: StringField) -> None:
@@ -208,6 +222,7 @@ class WorkspaceForm(FlaskForm):
             Optional(),
             Length(max=300),
             URL(require_tld=False, message="A URL such as https://acme.zendesk.com"),
+            _helpdesk_api_url,
         ],
         description="Only where the helpdesk's API lives at your own address (Zendesk: https://YOUR-SUBDOMAIN.zendesk.com).",
     )

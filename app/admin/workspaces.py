@@ -25,7 +25,7 @@ from app.admin.forms import (
 )
 from app.cli import card_url_template, webhook_url
 from app.crypto import mask
-from app.extensions import db, http_session
+from app.extensions import db, helpdesk_session, http_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import helpscout_connect, kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
@@ -210,7 +210,7 @@ def test_connection(workspace_id: str):
         workspace.helpdesk_info(),
         workspace.helpdesk_api_url(),
         workspace.helpdesk_key,
-        http_session(),
+        helpdesk_session(),
     )
     form = WorkspaceForm(formdata=None)
     _fill(form, workspace)
@@ -288,7 +288,7 @@ def rotate_secret(workspace_id: str) -> Response:
 
 def _kustomer(workspace: Workspace) -> kustomer_connect.KustomerWebhooks:
     return kustomer_connect.KustomerWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
 
 
@@ -403,7 +403,7 @@ def connect_helpscout(workspace_id: str) -> Response:
         flash("Connect Help Scout needs a Help Scout workspace with its Help Scout token saved.")
         return back
     client = helpscout_connect.HelpScoutWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", http_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     try:
         connection = helpscout_connect.connect(workspace, webhook_url(workspace), client, timedelta(hours=24))

@@ -21,7 +21,7 @@ from app import logs
 from app.backfill.engine import Runner, Stop
 from app.backfill.leases import LEASE, release_lease, take_lease
 from app.backfill.sources import FileSource, KustomerSource
-from app.extensions import db, http_session
+from app.extensions import db, helpdesk_session
 from app.models import Backfill, BackfillStatus, Workspace, utcnow
 
 _KUSTOMER_HOST = re.compile(r"^([a-z0-9-]+)\.api\.kustomerapp\.com$")
@@ -134,7 +134,7 @@ def source_for(backfill: Backfill, page_size: int = 500) -> FileSource | Kustome
             workspace.helpdesk_key,
             datetime.fromisoformat(backfill.options["since"]),
             org_name,
-            http_session(),
+            helpdesk_session(),
             page_size=page_size,
         )
     path = backfill.options.get("path")

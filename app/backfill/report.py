@@ -12,6 +12,16 @@ from app.extensions import db
 from app.models import Backfill, BackfillProblem
 
 CSV_COLUMNS = ("position", "outcome", "what", "conversation_id", "customer_id", "reason")
+# https://owasp.org/www-community/attacks/CSV_Injection: a spreadsheet runs a cell starting with one
+# of these as a formula; a leading ' makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: formula-like strings get a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def duration(seconds: float) -> str:
@@ -76,6 +86,6 @@ def write_csv(backfill: Backfill, handle: IO[str]) -> int:
     writer.writerow(CSV_COLUMNS)
     count = 0
     for problem in problems_of(backfill.id):
-        writer.writerow([getattr(problem, column) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(getattr(problem, column)) for column in CSV_COLUMNS])
         count += 1
     return count

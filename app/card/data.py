@@ -72,6 +72,16 @@ def _related_id(resource: dict, name: str) -> str | None:
     return (((resource.get("relationships") or {}).get(name) or {}).get("data") or {}).get("id")
 
 
+def web_link(value: Any) -> str | None:
+    """An http(s) address to show as a link; anything else (javascript:, data:, ...) is not a link."""
+    if not isinstance(value, str):
+        return None
+    link = value.strip()
+    if not link.lower().startswith(("http://", "https://")) or any(ord(char) < 0x20 for char in link):
+        return None
+    return link
+
+
 def _support_events(events: list[dict], metric_names: dict[str, str], ours: Iterable[str]) -> list[dict]:
     wanted = set(ours)
     shown = []
@@ -84,7 +94,7 @@ def _support_events(events: list[dict], metric_names: dict[str, str], ours: Iter
                     "metric": metric,
                     "datetime": event["attributes"].get("datetime"),
                     "subject": properties.get("subject"),
-                    "link": properties.get("conversationLink"),
+                    "link": web_link(properties.get("conversationLink")),
                     "rating": properties.get("rating"),
                 }
             )

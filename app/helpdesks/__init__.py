@@ -79,6 +79,8 @@ class Helpdesk:
     # for helpdesks whose CSAT webhook cannot carry the answer
     fetch_rating: Callable[[str, str, str, requests.Session, float], Rating | None] | None = None
     api_url: str | None = None  # the API's address when it is the same for every account
+    # the only hosts its API is called on (https); "*.example.com" for any name under it
+    api_hosts: tuple[str, ...] = ()
     api_key_hint: str = ""  # what to paste as the helpdesk API key
     new_secret: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(32))
     # (payload, headers) -> the JSON answer to a verified set-up request (Front's `sync`), else None

@@ -7,11 +7,13 @@ addresses we call (or on what comes back) applies to every helpdesk at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+
+from app.helpdesks import outbound
 
 
 class ConnectError(Exception):
@@ -25,6 +27,7 @@ class VendorApi:
         self,
         title: str,
         base_url: str,
+        hosts: Sequence[str],
         headers: Mapping[str, str],
         session: requests.Session,
         timeout: float = 10.0,
@@ -32,6 +35,7 @@ class VendorApi:
     ):
         self.title = title
         self.base_url = base_url.rstrip("/")
+        self.hosts = hosts  # the vendor's own API hosts (app.helpdesks.outbound)
         self.headers = {**headers, "Accept": "application/json"}
         self.session = session
         self.timeout = timeout
@@ -41,7 +45,9 @@ class VendorApi:
         """One request; 401 and 403 become ConnectErrors naming the permission `needs`."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         try:
-            response = self.session.request(method, url, headers=self.headers, timeout=self.timeout, **kwargs)
+            response = outbound.request(
+                self.session, method, url, self.hosts, headers=self.headers, timeout=self.timeout, **kwargs
+            )
         except requests.RequestException as error:
             raise ConnectError(
                 f"{self.title} did not answer {method} {path} ({type(error).__name__}); check the API URL "

@@ -40,6 +40,7 @@ from app.helpdesks import (
     HelpdeskUnavailable,
     Rating,
     SetupGuide,
+    outbound,
 )
 from app.helpdesks.common import body_id, mapping, moment, rating, required_text, split_name, text
 from app.signing import SignatureError, verify_shared_secret
@@ -162,7 +163,15 @@ def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> r
     """A GET with the API key as the basic-auth user and X as password (developer.freshdesk.com/api,
     Authentication)."""
     try:
-        return session.get(url, auth=(api_key, "X"), headers={"Accept": "application/json"}, timeout=timeout)
+        return outbound.request(
+            session,
+            "GET",
+            url,
+            API_HOSTS,
+            auth=(api_key, "X"),
+            headers={"Accept": "application/json"},
+            timeout=timeout,
+        )
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Freshdesk did not answer: {type(error).__name__}") from None
 
@@ -266,6 +275,10 @@ def _basic_password(authorization: str | None) -> str | None:
     return decoded.partition(":")[2] or None
 
 
+# https://developers.freshdesk.com/api/#getting-started: "https://domain.freshdesk.com/api/v2/"
+API_HOSTS = ("*.freshdesk.com",)
+
+
 HELPDESK = Helpdesk(
     name="freshdesk",
     title="Freshdesk",
@@ -294,4 +307,5 @@ HELPDESK = Helpdesk(
     fetch_rating=fetch_rating,
     api_key_hint="Your Freshdesk API key (Profile settings → View API key), with the API URL set to "
     "https://YOUR-DOMAIN.freshdesk.com; the agent must see the tickets and their satisfaction ratings.",
+    api_hosts=API_HOSTS,
 )

@@ -148,6 +148,10 @@ def handshake(payload: dict, headers: Mapping[str, str]) -> dict[str, str] | Non
     return {"challenge": challenge}
 
 
+# https://dev.frontapp.com/reference/introduction: the Core API is at "https://api2.frontapp.com"
+API_HOSTS = ("api2.frontapp.com",)
+
+
 HELPDESK = Helpdesk(
     name="front",
     title="Front",
@@ -173,4 +177,5 @@ HELPDESK = Helpdesk(
         "property_prefix": "front_",
         "card_frame_ancestors": "https://app.frontapp.com",
     },
+    api_hosts=API_HOSTS,
 )

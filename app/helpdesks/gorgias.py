@@ -139,6 +139,10 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         raise SignatureError(f"{SECRET_HEADER}: {error}") from None
 
 
+# https://developers.gorgias.com/reference/introduction: "https://{domain}.gorgias.com/api/"
+API_HOSTS = ("*.gorgias.com",)
+
+
 HELPDESK = Helpdesk(
     name="gorgias",
     title="Gorgias",
@@ -164,4 +168,5 @@ HELPDESK = Helpdesk(
         "property_prefix": "gorgias_",
         "card_frame_ancestors": "https://*.gorgias.com",
     },
+    api_hosts=API_HOSTS,
 )

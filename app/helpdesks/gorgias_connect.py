@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from app.helpdesks import gorgias
 from app.helpdesks.connect import ConnectError, VendorApi
 from app.helpdesks.gorgias import BODY_TEMPLATE, CREATED, SECRET_HEADER, UPDATED
 
@@ -60,6 +61,7 @@ class GorgiasApi:
         self.api = VendorApi(
             "Gorgias",
             base_url,
+            gorgias.API_HOSTS,
             auth_headers(api_key),
             session,
             timeout,

@@ -33,7 +33,14 @@ from typing import Any
 import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import ConversationFacts, Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks import (
+    ConversationFacts,
+    Helpdesk,
+    HelpdeskAuthError,
+    HelpdeskUnavailable,
+    SetupGuide,
+    outbound,
+)
 from app.helpdesks.common import body_id, mapping, moment, required, required_text, text
 from app.signing import SignatureError, verify_hmac
 
@@ -163,7 +170,7 @@ def _customer(person: dict, where: str) -> Customer:
 def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> requests.Response:
     headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
     try:
-        return session.get(url, headers=headers, timeout=timeout)
+        return outbound.request(session, "GET", url, API_HOSTS, headers=headers, timeout=timeout)
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Help Scout did not answer: {type(error).__name__}") from None
 
@@ -172,7 +179,7 @@ def fetch_customer(
     base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
 ) -> Customer | None:
     """The customer from `GET /v2/customers/{id}`; None when Help Scout does not know the id."""
-    response = _get(session, f"{base_url}/v2/customers/{customer_id}", api_key, timeout)
+    response = _get(session, f"{base_url}/v2/customers/{outbound.segment(customer_id)}", api_key, timeout)
     if response.status_code == 404:
         return None
     _raise_for(response, f"GET /v2/customers/{customer_id}")
@@ -227,6 +234,10 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
 
 
+# https://developer.helpscout.com/mailbox-api/: every endpoint is under "https://api.helpscout.net/v2/"
+API_HOSTS = ("api.helpscout.net",)
+
+
 HELPDESK = Helpdesk(
     name="helpscout",
     title="Help Scout",
@@ -257,6 +268,7 @@ HELPDESK = Helpdesk(
     fetch_conversation=fetch_conversation,
     check_key=check_key,
     api_url="https://api.helpscout.net",
+    api_hosts=API_HOSTS,
     api_key_hint="An OAuth access token for the Mailbox API 2.0 (Your Profile → My Apps → Create "
     "App, then the client-credentials grant); it must be able to read customers and conversations "
     "(and, for `flask --app app helpscout connect`, manage webhooks), and Help Scout expires these "

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from app.helpdesks import helpscout, outbound
 from app.helpdesks.connect import ConnectError, store_token
 from app.helpdesks.helpscout import MAX_SECRET, new_secret
 
@@ -68,9 +69,11 @@ class HelpScoutWebhooks:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         shown = path if not path.startswith("http") else "/v2/webhooks"
         try:
-            response = self.session.request(
+            response = outbound.request(
+                self.session,
                 method,
                 url,
+                helpscout.API_HOSTS,
                 headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
                 timeout=self.timeout,
                 **kwargs,

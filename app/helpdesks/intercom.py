@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
 from app.signing import SignatureError, verify_hmac
 
@@ -165,7 +165,7 @@ def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> r
         "Intercom-Version": API_VERSION,
     }
     try:
-        return session.get(url, headers=headers, timeout=timeout)
+        return outbound.request(session, "GET", url, API_HOSTS, headers=headers, timeout=timeout)
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Intercom did not answer: {type(error).__name__}") from None
 
@@ -174,7 +174,7 @@ def fetch_customer(
     base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
 ) -> Customer | None:
     """The contact from `GET /contacts/{id}`; None when Intercom does not know the id."""
-    response = _get(session, f"{base_url}/contacts/{customer_id}", api_key, timeout)
+    response = _get(session, f"{base_url}/contacts/{outbound.segment(customer_id)}", api_key, timeout)
     if response.status_code == 404:
         return None
     _raise_for(response, f"GET /contacts/{customer_id}")
@@ -207,6 +207,11 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
 
 
+# https://developers.intercom.com/building-apps/docs/rest-apis: "US https://api.intercom.io/,
+# Europe https://api.eu.intercom.io, Australia https://api.au.intercom.io"
+API_HOSTS = ("api.intercom.io", "api.eu.intercom.io", "api.au.intercom.io")
+
+
 HELPDESK = Helpdesk(
     name="intercom",
     title="Intercom",
@@ -229,6 +234,7 @@ HELPDESK = Helpdesk(
     fetch_customer=fetch_customer,
     check_key=check_key,
     api_url="https://api.intercom.io",
+    api_hosts=API_HOSTS,
     api_key_hint="The app's access token (Developer Hub → your app → Authentication), with the "
     "“Read one user and one company” or “Read users and companies” permission.",
 )

@@ -14,7 +14,7 @@ import requests
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import load, mapping, moment, required, required_mapping, required_text
 from app.signing import SignatureError, verify_hex_hmac_sha256
 
@@ -210,8 +210,11 @@ def _get(
     session: requests.Session, url: str, api_key: str, timeout: float, **params: str
 ) -> requests.Response:
     try:
-        return session.get(
+        return outbound.request(
+            session,
+            "GET",
             url,
+            API_HOSTS,
             params=params or None,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=timeout,
@@ -237,7 +240,7 @@ def fetch_customer(
     base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
 ) -> Customer | None:
     """The customer from Kustomer's API; None when Kustomer does not know the id."""
-    response = _get(session, f"{base_url}/v1/customers/{customer_id}", api_key, timeout)
+    response = _get(session, f"{base_url}/v1/customers/{outbound.segment(customer_id)}", api_key, timeout)
     if response.status_code == 404:
         return None
     if response.status_code in (401, 403):
@@ -276,8 +279,11 @@ def search_conversations(
         "sort": [{"conversation_created_at": "asc"}],
     }
     try:
-        response = session.post(
+        response = outbound.request(
+            session,
+            "POST",
             f"{base_url}/v1/customers/search",
+            API_HOSTS,
             params={"page": page, "pageSize": page_size},
             json=body,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
@@ -307,6 +313,12 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
         verify_hex_hmac_sha256(body, secrets, headers.get(SIGNATURE_HEADER))
     except SignatureError as error:
         raise SignatureError(f"{SIGNATURE_HEADER}: {error}") from None
+
+
+# https://developer.kustomer.com/docs/get-started/regions-and-base-urls: "always call your org's own
+# API host. https://<your-org>.api.kustomerapp.com"; regional hosts api.kustomerapp.com,
+# api.prod2.kustomerapp.com, api.prod4.kustomerapp.com; "allow HTTPS to *.kustomerapp.com".
+API_HOSTS = ("*.kustomerapp.com",)
 
 
 HELPDESK = Helpdesk(
@@ -342,6 +354,7 @@ HELPDESK = Helpdesk(
     fetch_customer=fetch_customer,
     check_key=check_key,
     api_url="https://api.kustomerapp.com",
+    api_hosts=API_HOSTS,
     api_key_hint="A Kustomer API key with the org.permission.customer.read role (and, for Connect "
     "Kustomer, org.permission.outbound_webhook and org.permission.outbound_webhook.read).",
 )

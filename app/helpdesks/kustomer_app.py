@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from app.helpdesks import kustomer, outbound
 from app.helpdesks.kustomer_connect import EVENTS, WEBHOOK_NAME
 
 APPS_ROLE = "org.admin.apps"
@@ -89,12 +90,17 @@ def register(
 ) -> bool:
     """Register the definition with `POST /v1/apps/available`; False when that version already was."""
     try:
-        response = session.post(
+        response = outbound.request(
+            session,
+            "POST",
             f"{base_url.rstrip('/')}/v1/apps/available",
+            kustomer.API_HOSTS,
             json=app_definition,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=timeout,
         )
+    except outbound.OutboundRefused as error:
+        raise RegisterError(f"Not calling Kustomer's API: {error}") from None
     except requests.RequestException as error:
         raise RegisterError(f"Kustomer did not answer ({type(error).__name__}); try again") from None
     if response.status_code == 401:

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from app.helpdesks import kustomer, outbound
 from app.helpdesks.connect import ConnectError, store_token
 from app.helpdesks.kustomer import HELPDESK
 
@@ -76,13 +77,17 @@ class KustomerWebhooks:
     def _call(self, method: str, path: str, roles: str, **kwargs: Any) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         try:
-            response = self.session.request(
+            response = outbound.request(
+                self.session,
                 method,
                 url,
+                kustomer.API_HOSTS,
                 headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
                 timeout=self.timeout,
                 **kwargs,
             )
+        except outbound.OutboundRefused as error:
+            raise ConnectError(f"Not calling Kustomer's API: {error}") from None
         except requests.RequestException as error:
             raise ConnectError(
                 f"Kustomer did not answer {method} {path} ({type(error).__name__}); check the API URL "
@@ -125,7 +130,7 @@ class KustomerWebhooks:
         return found
 
     def get(self, webhook_id: str) -> OutboundWebhook:
-        what = f"GET /v1/outbound-webhooks/{webhook_id}"
+        what = f"GET /v1/outbound-webhooks/{outbound.segment(webhook_id)}"
         document = self._json(self._call("GET", what.split(" ")[1], f"{READ_ROLE} (or {ANY_ROLE})"), what)
         return _resource(document.get("data", document) if isinstance(document, dict) else document)
 
@@ -137,7 +142,7 @@ class KustomerWebhooks:
         return _resource(document.get("data", document) if isinstance(document, dict) else document)
 
     def delete(self, webhook_id: str) -> None:
-        path = f"/v1/outbound-webhooks/{webhook_id}"
+        path = f"/v1/outbound-webhooks/{outbound.segment(webhook_id)}"
         response = self._call("DELETE", path, f"{DELETE_ROLE} (or {ANY_ROLE})")
         if response.status_code != 404 and not response.ok:
             raise ConnectError(f"Kustomer answered {response.status_code} to DELETE {path}")

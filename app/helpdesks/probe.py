@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import requests
 
 from app import helpdesks
+from app.helpdesks import outbound
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ def check_helpdesk(
         return HelpdeskConnection(False, f"{helpdesk.title} has no API we look customers up in.")
     try:
         helpdesk.check_key(base_url, api_key, session, 10.0)
+    except outbound.OutboundRefused as error:
+        return HelpdeskConnection(False, f"Not calling {helpdesk.title}'s API: {error}")
     except helpdesks.HelpdeskAuthError as error:
         return HelpdeskConnection(False, f"{helpdesk.title} refused the key: {error}")
     except helpdesks.HelpdeskUnavailable as error:

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
-from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide
+from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
 from app.signing import SignatureError, check_timestamp, iso_seconds, verify_hmac
 
@@ -179,8 +179,13 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 def _get(session: requests.Session, url: str, api_key: str, timeout: float) -> requests.Response:
     try:
-        return session.get(
-            url, headers={**auth_headers(api_key), "Accept": "application/json"}, timeout=timeout
+        return outbound.request(
+            session,
+            "GET",
+            url,
+            API_HOSTS,
+            headers={**auth_headers(api_key), "Accept": "application/json"},
+            timeout=timeout,
         )
     except requests.RequestException as error:
         raise HelpdeskUnavailable(f"Zendesk did not answer: {type(error).__name__}") from None
@@ -190,7 +195,9 @@ def fetch_customer(
     base_url: str, api_key: str, customer_id: str, session: requests.Session, timeout: float
 ) -> Customer | None:
     """The requester from `GET /api/v2/users/{id}.json`; None when Zendesk does not know the id."""
-    response = _get(session, f"{base_url}/api/v2/users/{customer_id}.json", api_key, timeout)
+    response = _get(
+        session, f"{base_url}/api/v2/users/{outbound.segment(customer_id)}.json", api_key, timeout
+    )
     if response.status_code == 404:
         return None
     _raise_for(response, f"GET /api/v2/users/{customer_id}.json")
@@ -227,6 +234,10 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> N
     check_timestamp(iso_seconds(stamp, TIMESTAMP_HEADER))
 
 
+# https://developer.zendesk.com/api-reference/introduction/requests/: "https://{subdomain}.zendesk.com/api/v2/"
+API_HOSTS = ("*.zendesk.com",)
+
+
 HELPDESK = Helpdesk(
     name="zendesk",
     title="Zendesk",
@@ -258,4 +269,5 @@ HELPDESK = Helpdesk(
     check_key=check_key,
     api_key_hint="email/token:API_TOKEN (Admin Center → Apps and integrations → Zendesk API), "
     "and set the API URL to https://YOUR-SUBDOMAIN.zendesk.com (conversation links use the subdomain).",
+    api_hosts=API_HOSTS,
 )

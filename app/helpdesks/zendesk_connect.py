@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from app.helpdesks import zendesk
 from app.helpdesks.connect import ConnectError, VendorApi
 from app.helpdesks.zendesk import TRIGGER_TEMPLATE, auth_headers
 
@@ -61,6 +62,7 @@ class ZendeskApi:
         self.api = VendorApi(
             "Zendesk",
             base_url,
+            zendesk.API_HOSTS,
             auth_headers(api_key),
             session,
             timeout,

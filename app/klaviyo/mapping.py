@@ -70,12 +70,20 @@ def csat_score(rating: int, threshold: int) -> int:
 
 
 def check_link_template(template: str) -> None:
-    """Refuse a conversation link template with placeholders other than {org_name} and {conversation_id}."""
+    """Refuse a conversation link template with anything but plain {org_name} and {conversation_id}."""
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as error:
         raise MappingError(f"The conversation link template is malformed: {error}.") from None
-    unknown = names - LINK_FIELDS
+    fields = [(name, spec, conversion) for _, name, spec, conversion in parsed if name is not None]
+    # a width such as {conversation_id:>999999999} would build a gigabyte for every delivery
+    decorated = sorted({name for name, spec, conversion in fields if spec or conversion})
+    if decorated:
+        raise MappingError(
+            f"The conversation link template formats {', '.join(decorated)}; write plain "
+            "{org_name} and {conversation_id}, without : or !."
+        )
+    unknown = {name for name, _, _ in fields} - LINK_FIELDS
     if unknown:
         raise MappingError(
             f"The conversation link template uses {', '.join(sorted(unknown))}; "

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import helpdesks
-from app.extensions import db, http_session
+from app.extensions import db, helpdesk_session
 from app.facts import Fact, Kind
 from app.klaviyo import mapping
 from app.models import Conversation, Workspace, utcnow
@@ -90,7 +90,9 @@ def complete(workspace: Workspace, fact: Fact) -> Completed:
     reason = f"we never received its create and {helpdesk.title}'s API is not set up to tell"
     if helpdesk.fetch_conversation is not None and api_key and base_url:
         try:
-            fetched = helpdesk.fetch_conversation(base_url, api_key, conversation_id, http_session(), 10.0)
+            fetched = helpdesk.fetch_conversation(
+                base_url, api_key, conversation_id, helpdesk_session(), 10.0
+            )
         except helpdesks.HelpdeskApiError as error:
             fetched, reason = None, f"{helpdesk.title}'s API did not tell ({error})"
         else:
@@ -146,7 +148,7 @@ def rated(workspace: Workspace, fact: Fact) -> Fact:
             f"The webhook carries no rating; set the workspace's {helpdesk.title} API key and API URL "
             f"so that the rating can be read from {helpdesk.title}'s API."
         )
-    found = helpdesk.fetch_rating(base_url, api_key, fact.conversation_id, http_session(), 10.0)
+    found = helpdesk.fetch_rating(base_url, api_key, fact.conversation_id, helpdesk_session(), 10.0)
     if found is None:
         raise helpdesks.HelpdeskUnavailable(
             f"{helpdesk.title} shows no satisfaction rating for {fact.conversation_id} yet"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import helpdesks
-from app.extensions import db, http_session
+from app.extensions import db, helpdesk_session
 from app.facts import Customer as CustomerFact
 from app.models import Customer, Workspace, utcnow
 
@@ -85,7 +85,7 @@ def resolve_customer(
     helpdesk = workspace.helpdesk_info()
     if not api_key or not base_url or helpdesk.fetch_customer is None:
         return _as_fact(row) if row else None
-    fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, http_session(), 10.0)
+    fetched = helpdesk.fetch_customer(base_url, api_key, customer_id, helpdesk_session(), 10.0)
     row = store_fetched_customer(workspace.id, customer_id, fetched_values(fetched), row)
     return _as_fact(row)
 
@@ -140,7 +140,7 @@ def look_up_customers(workspace: Workspace, customer_ids: list[str]) -> dict[str
     api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
     if helpdesk.fetch_customer is None or not api_key or not base_url or not customer_ids:
         return {}
-    session = http_session()
+    session = helpdesk_session()
 
     def fetch(customer_id: str) -> CustomerFact | None:
         for attempt in range(3):
