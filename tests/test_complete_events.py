@@ -40,6 +40,11 @@ def helpdesk_apis():
 
 
 @pytest.fixture
+def helpdesk_allowed_urls(helpdesk_apis) -> list[str]:
+    return [helpdesk_apis.url]
+
+
+@pytest.fixture
 def apis(helpdesk_apis):
     requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
     return helpdesk_apis

@@ -62,7 +62,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Fl
     app.config["WORKSPACES"] = {}
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         for name in PAYLOADS:
             workspace = Workspace(name=f"Acme on {name}", helpdesk=name, settings={})
             workspace.klaviyo_key = "pk_sandbox_demo_key"

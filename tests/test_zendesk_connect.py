@@ -11,7 +11,7 @@ import requests
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from app import MIGRATIONS, create_app
+from app import MIGRATIONS
 from app.extensions import db
 from app.models import Delivery, DeliveryStatus, Workspace
 from app.push import delivery
@@ -36,10 +36,13 @@ def vendor(admin_server):
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'connect.sqlite3'}")
-    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
+def helpdesk_allowed_urls(admin_server) -> list[str]:
+    return [admin_server.url]
+
+
+@pytest.fixture
+def app(tmp_path: Path, make_app):
+    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'connect.sqlite3'}", "PUBLIC_URL": PUBLIC_URL})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
     yield app
