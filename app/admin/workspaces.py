@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from app import helpdesks, klaviyo
+from app import helpdesks
 from app.admin import bp
 from app.admin.forms import (
     EVENT_KINDS,
@@ -27,6 +27,7 @@ from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
 from app.klaviyo import probe
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import DEFAULT_SETTINGS, Delivery, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
 
@@ -194,12 +195,7 @@ def test_connection(workspace_id: str):
     workspace = load(workspace_id)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    client = klaviyo.KlaviyoClient(
-        current_app.config["KLAVIYO_API_URL"],
-        workspace.klaviyo_key,
-        http_session(),
-        limiter=current_app.extensions["limiter"],
-    )
+    client = klaviyo_client_for(workspace, limiter=current_app.extensions["limiter"])
     klaviyo_result = probe.check_klaviyo(client)
     helpdesk_result = helpdesk_probe.check_helpdesk(
         workspace.helpdesk_info(),

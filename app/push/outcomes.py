@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, CursorResult, func, or_, update
 
 from app import klaviyo
 from app.extensions import db, redis_client
-from app.models import Delivery, DeliveryStatus, Workspace, utcnow
+from app.models import Delivery, DeliveryStatus, KlaviyoGrant, Workspace, utcnow
 
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = 1800.0
+RECONNECT = "Reconnect Klaviyo on the workspace page."
 
 
 @dataclass(frozen=True)
@@ -111,5 +112,8 @@ def pause(workspace: Workspace, reason: str) -> None:
 
 
 def key_refused(workspace: Workspace, error: klaviyo.KlaviyoError) -> None:
-    """Klaviyo refused the workspace's private key: pause it, saying so."""
-    pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
+    """Klaviyo refused the workspace's private key or its app's access: pause it, saying so."""
+    if db.session.get(KlaviyoGrant, workspace.id) is not None:
+        pause(workspace, f"Klaviyo refused the app's access ({error.status}): {error.detail}. {RECONNECT}")
+    else:
+        pause(workspace, f"Klaviyo refused the private key ({error.status}): {error.detail}")
