@@ -47,7 +47,13 @@ def index() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app.admin import auth, backfills, deliveries, workspaces  # noqa: F401  (their routes join bp)
+    from app.admin import (  # noqa: F401  (their routes join bp)
+        auth,
+        backfills,
+        deliveries,
+        klaviyo_oauth,
+        workspaces,
+    )
     from app.push import webhooks
 
     app.before_request(backfills.allow_large_uploads)  # before CSRFProtect reads the form
