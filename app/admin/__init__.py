@@ -6,7 +6,7 @@ token (Flask-WTF's CSRFProtect guards every POST in the app; only the webhook in
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
@@ -38,7 +38,14 @@ def _require_login() -> Response | None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    return pages.protect(response, form_action="'self'", scripts=True)
+    # Connect Klaviyo posts a form that redirects to Klaviyo's authorize page; form-action covers it
+    oauth = (
+        current_app.config["KLAVIYO_OAUTH_AUTHORIZE_URL"]
+        if current_app.config.get("KLAVIYO_CLIENT_ID")
+        else ""
+    )
+    origin = "/".join(oauth.split("/", 3)[:3])
+    return pages.protect(response, form_action=f"'self' {origin}".strip(), scripts=True)
 
 
 @bp.get("/")
