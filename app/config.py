@@ -86,6 +86,13 @@ def _count(env: Mapping[str, str], name: str) -> int:
     return int(raw)
 
 
+def _client_secret(env: dict[str, str]) -> str | None:
+    secret = env.get("KLAVIYO_CLIENT_SECRET") or None
+    if env.get("KLAVIYO_CLIENT_ID") and not secret:
+        raise ConfigError("KLAVIYO_CLIENT_ID is set, so KLAVIYO_CLIENT_SECRET must be too")
+    return secret
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, with the defaults of a local run."""
@@ -111,6 +118,11 @@ class Settings:
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
     backfill_poll_seconds: float = 2.0  # how often a backfill asks Klaviyo how an import job is doing
     trusted_proxies: int = 0  # reverse proxies in front of the web process, whose X-Forwarded-* we trust
+    # Klaviyo OAuth app ("Connect Klaviyo"); without a client id only private keys are offered
+    klaviyo_client_id: str | None = None
+    klaviyo_client_secret: str | None = None
+    klaviyo_oauth_authorize_url: str = "https://www.klaviyo.com/oauth/authorize"
+    klaviyo_oauth_url: str = "https://a.klaviyo.com"  # token and revoke (never www: blocked since 2025-03-31)
 
     @classmethod
     def from_env(cls, instance_path: Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +158,15 @@ class Settings:
             ),
             backfill_poll_seconds=_seconds(env, "BACKFILL_POLL_SECONDS", 2.0),
             trusted_proxies=_count(env, "TRUSTED_PROXIES"),
+            klaviyo_client_id=env.get("KLAVIYO_CLIENT_ID") or None,
+            klaviyo_client_secret=_client_secret(env),
+            klaviyo_oauth_authorize_url=_url(
+                "KLAVIYO_OAUTH_AUTHORIZE_URL",
+                env.get("KLAVIYO_OAUTH_AUTHORIZE_URL") or "https://www.klaviyo.com/oauth/authorize",
+            ),
+            klaviyo_oauth_url=_url(
+                "KLAVIYO_OAUTH_URL", env.get("KLAVIYO_OAUTH_URL") or "https://a.klaviyo.com"
+            ),
         )
 
     def as_flask_config(self) -> dict[str, object]:

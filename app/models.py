@@ -530,3 +530,44 @@ class BackfillProfileJob(Model):
 def hash_password(password: str) -> str:
     """The stored form of an admin's password, by the app's PASSWORD_HASH_METHOD."""
     return generate_password_hash(password, current_app.config["PASSWORD_HASH_METHOD"])
+
+
+class KlaviyoGrant(Model):
+    """A workspace's Klaviyo OAuth grant: the app's tokens (encrypted) and the account that approved it.
+
+    While a workspace has one, every Klaviyo call goes with its bearer token instead of the private key.
+    """
+
+    __tablename__ = "klaviyo_grants"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str] = mapped_column(String(64))
+    account_name: Mapped[str | None] = mapped_column(String(255))
+    connected_by: Mapped[str | None] = mapped_column(String(320))
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def access_token(self) -> str:
+        return secret_box().decrypt(self.access_token_encrypted)
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self.access_token_encrypted = secret_box().encrypt(value)
+
+    @property
+    def refresh_token(self) -> str:
+        return secret_box().decrypt(self.refresh_token_encrypted)
+
+    @refresh_token.setter
+    def refresh_token(self, value: str) -> None:
+        self.refresh_token_encrypted = secret_box().encrypt(value)
+
+    def __repr__(self) -> str:  # tokens stay out of reprs and so out of logs
+        return f"<KlaviyoGrant {self.workspace_id} account {self.account_id}>"

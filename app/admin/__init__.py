@@ -8,7 +8,7 @@ the cookie carries a session token, so signing out or a password reset ends a se
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, redirect, render_template, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, url_for
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
@@ -37,9 +37,18 @@ def _load_user(token: str) -> User | None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
+    # Connect Klaviyo posts a form that redirects to Klaviyo's authorize page; form-action covers it
+    oauth = (
+        current_app.config["KLAVIYO_OAUTH_AUTHORIZE_URL"]
+        if current_app.config.get("KLAVIYO_CLIENT_ID")
+        else ""
+    )
+    origin = "/".join(oauth.split("/", 3)[:3])
     # same-origin: the browser then sends Referer and Origin on our own forms, which Flask-WTF's
     # strict check needs over https, and still no referrer to any other site
-    return pages.protect(response, form_action="'self'", scripts=True, referrer="same-origin")
+    return pages.protect(
+        response, form_action=f"'self' {origin}".strip(), scripts=True, referrer="same-origin"
+    )
 
 
 @bp.get("/")
@@ -48,7 +57,15 @@ def index() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app.admin import access, auth, backfills, deliveries, members, workspaces  # noqa: F401
+    from app.admin import (  # noqa: F401  (their routes join bp)
+        access,
+        auth,
+        backfills,
+        deliveries,
+        klaviyo_oauth,
+        members,
+        workspaces,
+    )
     from app.push import webhooks
 
     app.before_request(access.gate)  # before CSRFProtect reads the form

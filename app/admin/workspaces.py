@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from app import helpdesks, klaviyo
+from app import helpdesks
 from app.admin import bp
 from app.admin.access import load, require_operator, visible_workspaces
 from app.admin.forms import (
@@ -25,12 +25,13 @@ from app.admin.forms import (
 )
 from app.cli import card_url_template, webhook_url
 from app.crypto import mask
-from app.extensions import db, helpdesk_session, http_session
+from app.extensions import db, helpdesk_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import helpscout_connect, kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
 from app.helpdesks.connect import ConnectError
 from app.klaviyo import probe
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import DEFAULT_SETTINGS, Delivery, Role, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
 
@@ -199,12 +200,7 @@ def test_connection(workspace_id: str):
     workspace = load(workspace_id)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    client = klaviyo.KlaviyoClient(
-        current_app.config["KLAVIYO_API_URL"],
-        workspace.klaviyo_key,
-        http_session(),
-        limiter=current_app.extensions["limiter"],
-    )
+    client = klaviyo_client_for(workspace, limiter=current_app.extensions["limiter"])
     klaviyo_result = probe.check_klaviyo(client)
     helpdesk_result = helpdesk_probe.check_helpdesk(
         workspace.helpdesk_info(),

@@ -22,15 +22,16 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from app import helpdesks, klaviyo
+from app import helpdesks
 from app.backfill import profiles
 from app.backfill.customers import known, resolve
 from app.backfill.leases import LEASE
 from app.backfill.sources import Item
 from app.backfill.tally import Tally
-from app.extensions import db, http_session
+from app.extensions import db
 from app.facts import Customer, Fact
 from app.klaviyo import mapping, ratelimit, send
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import (
     Backfill,
     BackfillProfileJob,
@@ -93,11 +94,9 @@ class Runner:
         )
         self.stop_requested = stop_requested
         self.progress = progress
-        self.client = klaviyo.KlaviyoClient(
-            current_app.config["KLAVIYO_API_URL"], self.workspace.klaviyo_key, http_session(), 60
-        )
+        self.client = klaviyo_client_for(self.workspace, timeout=60)
         self.limiter: ratelimit.Limiter = current_app.extensions["limiter"]
-        self.account = ratelimit.account_key(self.workspace.klaviyo_key)
+        self.account = self.client.account
         since = backfill.options.get("since")
         self.since = datetime.fromisoformat(since) if since else None
         self.events = _EventBatch()

@@ -16,8 +16,9 @@ from redis.exceptions import RedisError
 
 from app import klaviyo, logs, metrics
 from app.card import data as card_data
-from app.extensions import http_session, redis_client
+from app.extensions import redis_client
 from app.facts import Kind
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,7 @@ def _support_metrics(workspace: Workspace) -> list[str]:
 
 def fetch_and_store(workspace: Workspace, kind: str, value: str) -> CardResult:
     """Ask Klaviyo (through the shared rate limiter) and cache the answer."""
-    client = klaviyo.KlaviyoClient(
-        current_app.config["KLAVIYO_API_URL"],
-        workspace.klaviyo_key,
-        http_session(),
-        timeout=5.0,
-        limiter=current_app.extensions["limiter"],
-    )
+    client = klaviyo_client_for(workspace, timeout=5.0, limiter=current_app.extensions["limiter"])
     data = card_data.fetch(client, kind, value, _support_metrics(workspace))
     fetched_at = time.time()
     key, _ = _keys(workspace.id, kind, value)

@@ -1,14 +1,14 @@
 """A thin Klaviyo API client: auth and revision headers, JSON:API bodies, answers turned into exceptions.
 
 Every failure raises a `KlaviyoError` subclass carrying `status`, `code`, `detail`, `pointer` and
-`response_text` (Klaviyo's body, truncated), which callers store in the delivery log. The API key
-never appears in a message, a repr or a log line.
+`response_text` (Klaviyo's body, truncated), which callers store in the delivery log. The credential
+is a private key or an OAuth app's `BearerToken`; neither appears in a message, a repr or a log line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -122,19 +122,41 @@ def error_for(response: requests.Response) -> KlaviyoError:
     return InvalidRequest(message, **kwargs)
 
 
+class BearerToken(Protocol):
+    """An OAuth app's access to one account: the current access token, and a way to get a new one."""
+
+    @property
+    def account(self) -> str:
+        """Who owns the rate limits: the app's install on one account (never a token)."""
+        ...
+
+    def current(self) -> str:
+        """The access token to send now (refreshed first when it is about to expire)."""
+        ...
+
+    def refresh(self, stale: str) -> str:
+        """A fresh access token after Klaviyo refused `stale`; raises AuthError when the grant is gone."""
+        ...
+
+
 class KlaviyoClient:
-    """One Klaviyo account's API, reached through a shared `requests.Session`."""
+    """One Klaviyo account's API, reached through a shared `requests.Session`.
+
+    `credential` is a private key (`Klaviyo-API-Key`) or a `BearerToken` (`Authorization: Bearer`,
+    Klaviyo's "Make API calls using OAuth"); a bearer call Klaviyo answers 401 is refreshed and sent
+    once more, and a second refusal raises as a refused key does.
+    """
 
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        credential: str | BearerToken,
         session: requests.Session | None = None,
         timeout: float = 10.0,
         limiter: Limiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
+        self._credential = credential
         self.session = session or requests.Session()
         self.timeout = timeout
         self.limiter = limiter
@@ -142,9 +164,16 @@ class KlaviyoClient:
     def __repr__(self) -> str:
         return f"<KlaviyoClient {self.base_url}>"
 
-    def _headers(self) -> dict[str, str]:
+    @property
+    def account(self) -> str:
+        """The rate limiter's name for this credential's quota."""
+        if isinstance(self._credential, str):
+            return account_key(self._credential)
+        return self._credential.account
+
+    def _headers(self, token: str | None) -> dict[str, str]:
         return {
-            "Authorization": f"Klaviyo-API-Key {self._api_key}",
+            "Authorization": f"Bearer {token}" if token else f"Klaviyo-API-Key {self._credential}",
             "revision": REVISION,
             "Accept": JSON_API,
             "Content-Type": JSON_API,
@@ -157,12 +186,27 @@ class KlaviyoClient:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         tier = tier_for(method, urlsplit(url).path, params)
         if self.limiter is not None:
-            wait = self.limiter.acquire(account_key(self._api_key), tier)
+            wait = self.limiter.acquire(self.account, tier)
             if wait > 0:
                 raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
+        bearer = None if isinstance(self._credential, str) else self._credential
+        token = bearer.current() if bearer is not None else None
+        try:
+            return self._send(method, url, tier, token, json, params)
+        except PermissionDenied:
+            raise
+        except AuthError:
+            if bearer is None or token is None:
+                raise
+            # An access token can expire or be replaced between our check and Klaviyo's: refresh once.
+            return self._send(method, url, tier, bearer.refresh(token), json, params)
+
+    def _send(
+        self, method: str, url: str, tier: str, token: str | None, json: Any, params: dict | None
+    ) -> requests.Response:
         try:
             response = self.session.request(
-                method, url, json=json, params=params, headers=self._headers(), timeout=self.timeout
+                method, url, json=json, params=params, headers=self._headers(token), timeout=self.timeout
             )
         except requests.RequestException as error:
             metrics.klaviyo_answered(tier, None)

@@ -78,6 +78,11 @@ def account_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
+def app_account_key(client_id: str, account_id: str) -> str:
+    """Who owns an OAuth app's quota: the app's install on one account (Klaviyo gives each its own)."""
+    return "app-" + hashlib.sha256(f"{client_id}:{account_id}".encode()).hexdigest()[:16]
+
+
 def tier_for(method: str, path: str, params: dict | None = None) -> str:
     """The rate tier of a call; asking a profile for its predictive fields drops it to tier M."""
     if "predictive_analytics" in str((params or {}).get("additional-fields[profile]", "")):

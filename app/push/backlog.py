@@ -30,9 +30,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import and_, func, not_, or_, select, update
 
 from app import helpdesks, klaviyo, logs, metrics
-from app.extensions import db, http_session, redis_client
+from app.extensions import db, redis_client
 from app.facts import Customer, Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit, send
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
 from app.push import conversations, customers, outcomes
 
@@ -200,9 +201,7 @@ def drain(workspace_id: str, seconds: float = 20.0) -> Drained:
     if workspace is None or workspace.paused_reason:
         return outcome
     deadline = time.monotonic() + seconds
-    client = klaviyo.KlaviyoClient(
-        current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session(), timeout=30
-    )
+    client = klaviyo_client_for(workspace, timeout=30)
     while time.monotonic() < deadline:
         owner = str(uuid.uuid4())
         rows = _claim(workspace_id, owner, send.MAX_EVENTS)
@@ -302,7 +301,7 @@ def _send(
 ) -> bool:
     """Send the batch in bulk requests (bad events failed alone); True when the run must stop."""
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
-    account = ratelimit.account_key(workspace.klaviyo_key)
+    account = client.account
 
     def send_batch(indexes: list[int]) -> send.Outcome:
         part = [bodies[index] for index in indexes]

@@ -11,9 +11,10 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from app import helpdesks, klaviyo, logs, metrics
-from app.extensions import db, http_session
+from app.extensions import db
 from app.facts import Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit, send
+from app.klaviyo.credentials import klaviyo_client_for
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
 from app.push import backlog, conversations, outcomes
 from app.push.customers import resolve_customer, stored_customer
@@ -139,13 +140,11 @@ def _send(
 ) -> Attempt:
     """Send one write; `left_out` (values the mapping kept back) and `missing` (what the conversation
     could not be completed with) are noted on the delivered row."""
-    client = klaviyo.KlaviyoClient(
-        current_app.config["KLAVIYO_API_URL"], workspace.klaviyo_key, http_session()
-    )
+    client = klaviyo_client_for(workspace)
     delivery.request_body = body
     delivery.email = mapping.profile_attributes(body).get("email")
     limiter: ratelimit.Limiter = current_app.extensions["limiter"]
-    account = ratelimit.account_key(workspace.klaviyo_key)
+    account = client.account
     outcome = send.send(client, limiter, account, "POST", path, body)
     note = None
     if (

@@ -18,11 +18,12 @@ from sqlalchemy import ColumnElement, CursorResult, func, or_, update
 from app import klaviyo
 from app.extensions import db, redis_client
 from app.klaviyo import send
-from app.models import Delivery, DeliveryStatus, Workspace, utcnow
+from app.models import Delivery, DeliveryStatus, KlaviyoGrant, Workspace, utcnow
 
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = 1800.0
+RECONNECT = "Reconnect Klaviyo on the workspace page."
 
 
 @dataclass(frozen=True)
@@ -112,5 +113,10 @@ def pause(workspace: Workspace, reason: str) -> None:
 
 
 def key_refused(workspace: Workspace, refused: send.KeyRefused) -> None:
-    """Klaviyo refused the workspace's private key, or a scope it lacks: pause it, saying which."""
-    pause(workspace, refused.reason)
+    """Klaviyo refused the workspace's private key, a scope it lacks, or its app's access: pause it,
+    saying which."""
+    if db.session.get(KlaviyoGrant, workspace.id) is not None:
+        error = refused.error
+        pause(workspace, f"Klaviyo refused the app's access ({error.status}): {error.detail}. {RECONNECT}")
+    else:
+        pause(workspace, refused.reason)

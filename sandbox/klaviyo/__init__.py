@@ -96,10 +96,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log=RequestLog(capture_bodies=app.config["KLAVIYO_SANDBOX_CAPTURE_BODIES"]),
     )
 
-    from sandbox.klaviyo import api, control
+    from sandbox.klaviyo import api, control, oauth
 
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
+    oauth.init_app(app)
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

@@ -43,7 +43,13 @@ def admit() -> None:
             "Missing or invalid private key.",
         )
     key = header.removeprefix("Klaviyo-API-Key ").strip()
-    if not header.startswith("Klaviyo-API-Key ") or key not in sandbox.store.accounts:
+    if header.startswith("Bearer "):  # "Make API calls using OAuth": an app's access token
+        grant = current_app.extensions["klaviyo_sandbox_oauth"].bearer(header.removeprefix("Bearer ").strip())
+        key = grant.api_key if grant is not None else ""
+        granted_scopes: tuple[str, ...] | None = grant.scopes if grant is not None else None
+    elif key in sandbox.store.accounts:
+        granted_scopes = sandbox.store.scopes[key]
+    if key not in sandbox.store.accounts or not header.startswith(("Klaviyo-API-Key ", "Bearer ")):
         raise ApiError(
             401,
             "authentication_failed",
@@ -65,7 +71,7 @@ def admit() -> None:
     operation = OPERATIONS.get((request.endpoint or "").rsplit(".", 1)[-1])
     if operation is None:
         return
-    granted = sandbox.store.scopes[key]
+    granted = granted_scopes
     if granted is not None:
         missing = [scope for scope in operation.scopes if scope not in granted]
         if missing:

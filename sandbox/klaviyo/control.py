@@ -58,6 +58,7 @@ def reset() -> Response:
     sandbox.faults.clear()
     sandbox.limiter.reset()
     sandbox.log.clear()
+    current_app.extensions["klaviyo_sandbox_oauth"].reset()
     return jsonify(status="reset")
 
 

@@ -1,0 +1,288 @@
+"""Connect Klaviyo with OAuth: the admin's flow against the sandbox's authorize page, token refresh
+(before expiry, on a 401, once across threads), revocation, and the callbacks that must change nothing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from flask_migrate import upgrade
+from redis import Redis
+
+from app import MIGRATIONS
+from app.extensions import db
+from app.klaviyo import oauth
+from app.klaviyo.credentials import GrantToken, klaviyo_client_for
+from app.models import KlaviyoGrant, User, Workspace, hash_password
+from sandbox.klaviyo import oauth as sandbox_oauth
+from tests.conftest import SANDBOX_KEY
+from tests.test_admin import ADMIN, PASSWORD, sign_in, token
+
+PUBLIC_URL = "http://127.0.0.1:8000"
+CALLBACK = f"{PUBLIC_URL}/admin/klaviyo/oauth/callback"
+
+
+@pytest.fixture
+def app(tmp_path: Path, make_app, klaviyo, redis_url):
+    Redis.from_url(redis_url).flushdb()
+    requests.post(
+        f"{klaviyo.url}/sandbox/oauth/clients",
+        json={
+            "client_id": sandbox_oauth.DEFAULT_CLIENT_ID,
+            "client_secret": sandbox_oauth.DEFAULT_CLIENT_SECRET,
+            "redirect_uris": [CALLBACK],
+            "scopes": list(oauth.SCOPES),
+        },
+        timeout=5,
+    ).raise_for_status()
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'oauth.sqlite3'}",
+        "KLAVIYO_API_URL": klaviyo.url,
+        "KLAVIYO_OAUTH_URL": klaviyo.url,
+        "KLAVIYO_OAUTH_AUTHORIZE_URL": f"{klaviyo.url}/oauth/authorize",
+        "KLAVIYO_CLIENT_ID": sandbox_oauth.DEFAULT_CLIENT_ID,
+        "KLAVIYO_CLIENT_SECRET": sandbox_oauth.DEFAULT_CLIENT_SECRET,
+        "PUBLIC_URL": PUBLIC_URL,
+        "SECRET_KEY": "oauth-tests",
+    }
+    app = make_app(env, DELIVERY_ENQUEUE=False)
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.webhook_secret = "acme-webhook-secret-0123456789"
+        db.session.add(workspace)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def admin(app):
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    return client
+
+
+def workspace_id(app) -> str:
+    with app.app_context():
+        return db.session.scalars(db.select(Workspace.id)).one()
+
+
+def start(admin, app) -> dict[str, str]:
+    """Click Connect Klaviyo; the authorize URL's query."""
+    wid = workspace_id(app)
+    page = f"/admin/workspaces/{wid}"
+    answer = admin.post(f"{page}/klaviyo/connect", data={"csrf_token": token(admin, page)})
+    assert answer.status_code == 302
+    return {name: values[0] for name, values in parse_qs(urlsplit(answer.location).query).items()}
+
+
+def approve(klaviyo, query: dict[str, str], decision: str = "allow") -> dict[str, str]:
+    """The merchant answers on Klaviyo's page; the query Klaviyo redirects back with."""
+    page = requests.get(f"{klaviyo.url}/oauth/authorize", params=query, timeout=5)
+    assert page.status_code == 200
+    assert "Install app" in page.text
+    answer = requests.post(
+        f"{klaviyo.url}/oauth/authorize",
+        data={**query, "account": SANDBOX_KEY, "decision": decision},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(CALLBACK)
+    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+
+
+def connect(admin, app, klaviyo):
+    back = approve(klaviyo, start(admin, app))
+    return admin.get("/admin/klaviyo/oauth/callback", query_string=back, follow_redirects=True)
+
+
+def oauth_stats(klaviyo) -> dict:
+    return requests.get(f"{klaviyo.url}/sandbox/oauth/stats", timeout=5).json()
+
+
+def test_connect_asks_for_exactly_the_private_keys_scopes_with_pkce(admin, app, klaviyo):
+    query = start(admin, app)
+    assert query["scope"].split() == [*oauth.SCOPES]
+    assert "lists:write" in query["scope"].split()
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert query["redirect_uri"] == CALLBACK
+    assert query["state"]
+
+
+def test_an_admin_connects_klaviyo_and_events_go_with_the_bearer_token(admin, app, klaviyo):
+    page = connect(admin, app, klaviyo)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Connected Klaviyo account Sandbox Store" in text
+    assert "Disconnect Klaviyo" in text
+    with app.app_context():
+        grant = db.session.get(KlaviyoGrant, workspace_id(app))
+        assert grant.account_id
+        assert grant.scopes.split() == [*oauth.SCOPES]
+        assert grant.access_token not in text
+        assert grant.refresh_token not in text
+        assert grant.access_token not in grant.access_token_encrypted  # encrypted at rest
+        client = klaviyo_client_for(db.session.get(Workspace, grant.workspace_id))
+        client.create_event(_event("ada@example.com"))
+    assert oauth_stats(klaviyo)["counts"] == {"authorization_code": 1}
+    events = requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()
+    assert [e["email"] for e in events["events"]] == ["ada@example.com"]
+
+
+def _event(email: str) -> dict:
+    return {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "properties": {"source": "oauth test"},
+                "metric": {"data": {"type": "metric", "attributes": {"name": "OAuth Test"}}},
+                "profile": {"data": {"type": "profile", "attributes": {"email": email}}},
+            },
+        }
+    }
+
+
+def test_an_expired_access_token_is_refreshed_once_and_the_call_goes_through(admin, app, klaviyo):
+    connect(admin, app, klaviyo)
+    with app.app_context():
+        client = klaviyo_client_for(db.session.get(Workspace, workspace_id(app)))
+        requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
+        client.create_event(_event("grace@example.com"))  # 401, one refresh, sent again
+        client.create_event(_event("hopper@example.com"))
+    assert oauth_stats(klaviyo)["counts"] == {"authorization_code": 1, "refresh_token": 1}
+
+
+def test_workers_refreshing_at_once_refresh_once(admin, app, klaviyo):
+    connect(admin, app, klaviyo)
+    with app.app_context():
+        stale = db.session.get(KlaviyoGrant, workspace_id(app)).access_token
+    requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
+    got: list[str] = []
+
+    def refresh() -> None:
+        with app.app_context():
+            grant = db.session.get(KlaviyoGrant, workspace_id(app))
+            got.append(GrantToken(grant.workspace_id, "sandbox-client-id", grant.account_id).refresh(stale))
+
+    threads = [threading.Thread(target=refresh) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 6
+    assert len(set(got)) == 1
+    assert stale not in got
+    assert oauth_stats(klaviyo)["counts"]["refresh_token"] == 1
+
+
+def test_disconnect_revokes_the_grant_and_forgets_the_tokens(admin, app, klaviyo):
+    connect(admin, app, klaviyo)
+    wid = workspace_id(app)
+    page = f"/admin/workspaces/{wid}"
+    answer = admin.post(
+        f"{page}/klaviyo/disconnect", data={"csrf_token": token(admin, page)}, follow_redirects=True
+    )
+    assert "the app&#39;s access is revoked" in answer.get_data(as_text=True)
+    assert oauth_stats(klaviyo) == {"counts": {"authorization_code": 1, "revoked": 1}, "live_grants": 0}
+    with app.app_context():
+        assert db.session.get(KlaviyoGrant, wid) is None
+    assert "Connect Klaviyo" in admin.get(page).get_data(as_text=True)
+
+
+def test_a_grant_revoked_at_klaviyo_pauses_the_workspace_asking_to_reconnect(admin, app, klaviyo):
+    connect(admin, app, klaviyo)
+    requests.post(f"{klaviyo.url}/sandbox/oauth/revoke-all", timeout=5).raise_for_status()
+    requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
+    from app.klaviyo import send
+    from app.push import outcomes
+
+    with app.app_context():
+        workspace = db.session.get(Workspace, workspace_id(app))
+        client = klaviyo_client_for(workspace)
+        outcome = send.send(
+            client, app.extensions["limiter"], client.account, "POST", "/api/events", _event("a@b.co")
+        )
+        assert isinstance(outcome, send.KeyRefused)
+        outcomes.key_refused(workspace, outcome.error)
+        db.session.commit()
+    page = admin.get(f"/admin/workspaces/{workspace_id(app)}").get_data(as_text=True)
+    assert "reconnect Klaviyo" in page
+    assert "Reconnect Klaviyo" in page
+    assert oauth_stats(klaviyo)["counts"]["refresh_refused"] == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong state", "replayed state", "no code", "user denied", "code for another redirect URI", "no flow"],
+)
+def test_a_bad_callback_shows_a_clear_page_and_changes_nothing(admin, app, klaviyo, case):
+    if case == "no flow":
+        answer = admin.get("/admin/klaviyo/oauth/callback", query_string={"code": "x", "state": "y"})
+    else:
+        query = start(admin, app)
+        if case == "code for another redirect URI":
+            requests.post(
+                f"{klaviyo.url}/sandbox/oauth/clients",
+                json={
+                    "client_id": sandbox_oauth.DEFAULT_CLIENT_ID,
+                    "client_secret": sandbox_oauth.DEFAULT_CLIENT_SECRET,
+                    "redirect_uris": [CALLBACK, "http://127.0.0.1:9/elsewhere"],
+                },
+                timeout=5,
+            ).raise_for_status()
+            other = approve_elsewhere(klaviyo, {**query, "redirect_uri": "http://127.0.0.1:9/elsewhere"})
+            back = {"code": other["code"], "state": query["state"]}
+        else:
+            back = approve(klaviyo, query, "deny" if case == "user denied" else "allow")
+        if case == "wrong state":
+            back["state"] = "not-the-state"
+        if case == "no code":
+            back.pop("code")
+        if case == "replayed state":
+            assert admin.get("/admin/klaviyo/oauth/callback", query_string=back).status_code == 302
+            with app.app_context():
+                db.session.query(KlaviyoGrant).delete()
+                db.session.commit()
+        answer = admin.get("/admin/klaviyo/oauth/callback", query_string=back)
+    text = answer.get_data(as_text=True)
+    assert answer.status_code in (400, 404)
+    assert "Klaviyo was not connected" in text
+    with app.app_context():
+        assert db.session.query(KlaviyoGrant).count() == 0
+        assert db.session.get(Workspace, workspace_id(app)).paused_reason is None
+
+
+def approve_elsewhere(klaviyo, query: dict[str, str]) -> dict[str, str]:
+    answer = requests.post(
+        f"{klaviyo.url}/oauth/authorize",
+        data={**query, "account": SANDBOX_KEY, "decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+
+
+def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
+    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": "x"})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
+        workspace.klaviyo_key = SANDBOX_KEY
+        workspace.webhook_secret = "acme-webhook-secret-0123456789"
+        db.session.add(workspace)
+        db.session.commit()
+        wid = workspace.id
+    client = app.test_client()
+    sign_in(client)
+    assert "Connect Klaviyo" not in client.get(f"/admin/workspaces/{wid}").get_data(as_text=True)
