@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"helpdesk-klaviyo is up on http://127.0.0.1:{port}", flush=True)
             print(
                 f"admin page: http://127.0.0.1:{port}/admin/ (make an admin first: "
-                ".venv/bin/flask --app app admin create-user you@example.com)",
+                ".venv/bin/flask --app app admin create-user you@example.com --operator)",
                 flush=True,
             )
         if args.demo:
