@@ -23,6 +23,7 @@ helpdesks_cli = AppGroup("helpdesks", help="The helpdesks we connect, and how to
 zendesk_cli = AppGroup("zendesk", help="Connect a workspace to Zendesk.")
 gorgias_cli = AppGroup("gorgias", help="Connect a workspace to Gorgias.")
 helpscout_cli = AppGroup("helpscout", help="Connect a workspace to Help Scout.")
+freshdesk_cli = AppGroup("freshdesk", help="The Freshdesk app that shows the card in the ticket sidebar.")
 kustomer_cli = AppGroup(
     "kustomer", help="Connect a workspace to Kustomer, and this deployment as a Kustomer app."
 )
@@ -431,6 +432,23 @@ def reencrypt() -> None:
     click.echo(f"re-encrypted {count} secrets; the old key can now leave OLD_SECRET_KEYS")
 
 
+@freshdesk_cli.command("app-package")
+@click.argument("workspace_id")
+@click.option("--output", "output", required=True, type=click.Path(dir_okay=False), help="The zip to write.")
+def freshdesk_app_package(workspace_id: str, output: str) -> None:
+    """Write the workspace's Freshdesk app (a zip to upload as a custom app) to OUTPUT."""
+    from app.card.sidebars import freshdesk
+
+    workspace = _workspace(workspace_id)
+    if workspace.helpdesk != "freshdesk":
+        raise click.ClickException(
+            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not Freshdesk"
+        )
+    with open(output, "wb") as file:
+        file.write(freshdesk.package(workspace, current_app.config["PUBLIC_URL"]))
+    click.echo(f"wrote {output}: upload it as a custom app, then give it the workspace's card token")
+
+
 def init_app(app: Flask) -> None:
     from app.backfill.cli import backfill_command
 
@@ -442,6 +460,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(zendesk_cli)
     app.cli.add_command(gorgias_cli)
     app.cli.add_command(helpscout_cli)
+    app.cli.add_command(freshdesk_cli)
     app.cli.add_command(backfill_command)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command

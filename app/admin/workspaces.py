@@ -239,6 +239,23 @@ def setup(workspace_id: str) -> str:
     return _setup_page(load(workspace_id, Role.MEMBER))
 
 
+@bp.get("/workspaces/<workspace_id>/freshdesk/app-package")
+def freshdesk_app_package(workspace_id: str) -> Response:
+    """The workspace's Freshdesk app, a zip to upload to Freshdesk (docs/vendors/freshdesk.md)."""
+    from app.card.sidebars import freshdesk
+
+    workspace = load(workspace_id)
+    if workspace.helpdesk != "freshdesk":
+        abort(404)
+    package = freshdesk.package(workspace, current_app.config["PUBLIC_URL"])
+    response = Response(package, 200, content_type="application/zip")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="klaviyo-card-freshdesk-{workspace.id}.zip"'
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 @bp.post("/workspaces/<workspace_id>/setup/reveal")
 def reveal_secrets(workspace_id: str) -> str:
     workspace = load(workspace_id)
