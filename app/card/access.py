@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
@@ -96,6 +97,7 @@ def check_rate(workspace: Workspace, credential: str, kind: str, value: str) -> 
         pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
         pipe.incr(key)
         pipe.ttl(key)
+    _count(pipe, workspace.id, "requests")  # in the same round trip: the card's path stays one of them
     try:
         answers = pipe.execute()
     except RedisError as error:  # the customer check still holds; a Redis outage must not close every card
@@ -107,13 +109,17 @@ def check_rate(workspace: Workspace, credential: str, kind: str, value: str) -> 
             raise Limited(max(1, int(ttl)))
 
 
-def count(workspace_id: str, what: str) -> None:
-    """Add one to today's audit count `what` (one of AUDIT_COUNTS) for the workspace."""
+def _count(pipe: Pipeline, workspace_id: str, what: str) -> None:
     key = f"card-audit:v1:{workspace_id}:{datetime.now(UTC):%Y-%m-%d}"
+    pipe.hincrby(key, what, 1)
+    pipe.expire(key, (AUDIT_DAYS + 1) * 86400)
+
+
+def count(workspace_id: str, what: str) -> None:
+    """Add one to today's audit count `what` ("no_profile" or "limited") for the workspace."""
     with contextlib.suppress(RedisError):  # an audit count is never worth failing a card
         pipe = redis_client(current_app).pipeline()
-        pipe.hincrby(key, what, 1)
-        pipe.expire(key, (AUDIT_DAYS + 1) * 86400)
+        _count(pipe, workspace_id, what)
         pipe.execute()
 
 
@@ -128,7 +134,11 @@ def audit(workspace_id: str) -> dict[str, dict[str, int]] | None:
         answers = pipe.execute()
     except RedisError:
         return None
-    numbers = [{name: int(day.get(name.encode(), 0)) for name in AUDIT_COUNTS} for day in answers]
+    numbers = []
+    for day in answers:
+        counted = {name: int(day.get(name.encode(), 0)) for name in ("requests", "no_profile", "limited")}
+        shown = counted.pop("requests") - counted["no_profile"] - counted["limited"]
+        numbers.append({"shown": max(0, shown), **counted})
     return {"today": numbers[0], "week": {name: sum(day[name] for day in numbers) for name in AUDIT_COUNTS}}
 
 
@@ -147,5 +157,4 @@ def card_for(workspace: Workspace, credential: str, kind: str, value: str) -> ca
     if resolved is None:
         count(workspace.id, "no_profile")
         return no_profile(kind, value, workspace)
-    count(workspace.id, "shown")
     return cache.get(workspace, *resolved)
