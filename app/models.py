@@ -75,6 +75,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_age_seconds": 24 * 3600,
     "card_cache_seconds": 600,
     "card_frame_ancestors": "https://*.kustomerapp.com",
+    "card_requests_per_minute": 120,  # per credential (card token and signed URLs, each sidebar's)
+    "card_address_per_minute": 60,  # per looked-up address: fifty agents may open one customer at once
     "events_enabled": {},
     "helpdesk_api_url": "",
     "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)

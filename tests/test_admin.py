@@ -741,3 +741,16 @@ def test_the_set_up_guide_page_shows_each_helpdesks_steps(app, admin, name):
     assert guide.card_query in shown
     if guide.body_template:
         assert " ".join(guide.body_template.split()) in shown
+
+
+def test_the_workspace_page_counts_card_requests_today_and_this_week(app, admin):
+    with app.app_context():
+        ws_id, card_token = workspace().id, workspace().card_token
+        db.session.commit()
+    card = app.test_client()
+    for email in ("nobody@example.com", "someone@example.com"):
+        assert card.get(f"/insight/{ws_id}/card.json?email={email}&token={card_token}").status_code == 200
+    text = text_of(admin.get(f"/admin/workspaces/{ws_id}"))
+    assert "Card requests Today (UTC) Last 7 days Cards shown 0 0" in text
+    assert "“No profile” answers for addresses Kustomer never sent 2 2" in text
+    assert "Refused as too many (429) 0 0" in text

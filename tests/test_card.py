@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from flask_migrate import upgrade
 from redis import Redis
 
 from app import MIGRATIONS
+from app.card.access import audit
 from app.card.views import signed_url
 from app.extensions import db
 from app.models import Customer, Workspace
@@ -35,6 +37,10 @@ def app(tmp_path: Path, make_app, klaviyo, redis_url):
             workspace.klaviyo_key = SANDBOX_KEY
             workspace.webhook_secret = "secret"
             db.session.add(workspace)
+        db.session.flush()
+        # Ada is Acme's customer: its helpdesk sent her to us, as a webhook would
+        acme = db.session.scalars(db.select(Workspace).filter_by(name="Acme")).one()
+        db.session.add(Customer(workspace_id=acme.id, helpdesk_id="kust-ada", email="Ada@Example.com"))
         db.session.commit()
     yield app
     with app.app_context():
@@ -361,3 +367,125 @@ def test_rotating_the_card_token_revokes_the_old_one(app, klaviyo):
     assert old not in result.output
     response = app.test_client().get(f"/insight/{workspace_id}/card.json?email=a@example.com&token={old}")
     assert response.status_code == 403
+
+
+# Only this workspace's customers, within limits, counted
+
+
+def set_settings(app, **settings) -> None:
+    with app.app_context():
+        found = db.session.scalars(db.select(Workspace).filter_by(name="Acme")).one()
+        found.settings = settings
+        db.session.commit()
+
+
+@pytest.mark.parametrize("route", ["/card?", "/card.json?"])
+def test_an_address_klaviyo_knows_but_the_helpdesk_never_sent_gets_the_no_profile_card(app, klaviyo, route):
+    seed_ada(klaviyo)
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed", json={"profiles": [{"email": "grace@example.com"}]}, timeout=5
+    ).raise_for_status()
+    client = app.test_client()
+    before = klaviyo_calls(klaviyo)
+    known = client.get(url(app, "grace@example.com").replace("/card?", route))
+    unknown = client.get(url(app, "nobody@example.com").replace("/card?", route))
+    assert klaviyo_calls(klaviyo) - before == 0
+    assert known.status_code == unknown.status_code == 200
+    if route == "/card.json?":
+        assert known.get_json()["card"] == {"found": False, "identifier": "grace@example.com"}
+        assert unknown.get_json()["card"] == {"found": False, "identifier": "nobody@example.com"}
+        assert known.get_json().keys() == unknown.get_json().keys()
+    else:
+        html = known.get_data(as_text=True)
+        assert "No Klaviyo profile yet" in html
+        nonce = re.compile(r'nonce="[^"]+"')
+        assert nonce.sub("", html.replace("grace@", "nobody@")) == nonce.sub(
+            "", unknown.get_data(as_text=True)
+        )
+
+
+def test_another_workspaces_customer_gets_the_no_profile_card(app, klaviyo):
+    seed_ada(klaviyo)
+    before = klaviyo_calls(klaviyo)
+    body = app.test_client().get(url(app, "ada@example.com", name="Other").replace("/card?", "/card.json?"))
+    assert body.get_json()["card"] == {"found": False, "identifier": "ada@example.com"}
+    assert klaviyo_calls(klaviyo) - before == 0
+
+
+def test_a_customer_the_helpdesk_sent_is_found_by_phone_however_it_was_written(app, klaviyo):
+    seed_ada(klaviyo)
+    workspace_id, token = workspace(app)
+    with app.app_context():
+        db.session.add(Customer(workspace_id=workspace_id, helpdesk_id="kust-ada-2", phone="(415) 555-0132"))
+        db.session.commit()
+    client = app.test_client()
+    found = client.get(f"/insight/{workspace_id}/card.json?phone=%2B1 415 555 0132&token={token}").get_json()
+    assert found["card"]["profile"]["name"] == "Ada Lovelace"
+    other = client.get(f"/insight/{workspace_id}/card.json?phone=%2B14155550199&token={token}").get_json()
+    assert other["card"] == {"found": False, "identifier": "+14155550199"}
+
+
+def test_an_unknown_customer_id_gets_the_no_profile_card(app, klaviyo):
+    workspace_id, token = workspace(app)
+    before = klaviyo_calls(klaviyo)
+    body = (
+        app.test_client().get(f"/insight/{workspace_id}/card.json?customer_id=nope&token={token}").get_json()
+    )
+    assert body["card"] == {"found": False, "identifier": "nope"}
+    assert klaviyo_calls(klaviyo) - before == 0
+
+
+def test_past_the_workspace_limit_the_card_answers_429_with_retry_after(app, klaviyo):
+    seed_ada(klaviyo)
+    set_settings(app, card_requests_per_minute=3)
+    workspace_id, token = workspace(app)
+    client = app.test_client()
+    answers = [
+        client.get(f"/insight/{workspace_id}/card.json?email=someone{n}@example.com&token={token}")
+        for n in range(4)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[3].get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
+    page = client.get(url(app, "ada@example.com"))
+    assert page.status_code == 429
+    assert "Too many card requests" in page.get_data(as_text=True)
+    assert page.headers["Retry-After"]
+    other_id, other_token = workspace(app, "Other")
+    assert (
+        client.get(f"/insight/{other_id}/card.json?email=a@example.com&token={other_token}").status_code
+        == 200
+    )
+
+
+def test_past_the_address_limit_only_that_address_answers_429(app, klaviyo):
+    seed_ada(klaviyo)
+    set_settings(app, card_address_per_minute=2)
+    client = app.test_client()
+    path = url(app, "ada@example.com").replace("/card?", "/card.json?")
+    assert [client.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get(url(app, "grace@example.com").replace("/card?", "/card.json?")).status_code == 200
+
+
+def test_the_admin_page_counts_card_views_no_profile_answers_and_429s(app, klaviyo):
+    seed_ada(klaviyo)
+    set_settings(app, card_address_per_minute=2)
+    client = app.test_client()
+    for email in ("ada@example.com", "ada@example.com", "ada@example.com", "nobody@example.com"):
+        client.get(url(app, email))
+    workspace_id, _ = workspace(app)
+    with app.app_context():
+        counts = audit(workspace_id)
+    assert counts == {
+        "today": {"shown": 2, "no_profile": 1, "limited": 1},
+        "week": {"shown": 2, "no_profile": 1, "limited": 1},
+    }
+
+
+def test_campaigns_come_from_the_emails_own_properties_not_attributions(app, klaviyo):
+    seed_ada(klaviyo)
+    events = requests.get(f"{klaviyo.url}/sandbox/events?metric=Received Email", timeout=5).json()["events"]
+    assert all(event["campaign_id"] is None for event in events), "no attributions on emails"
+    assert {event["properties"]["Campaign Name"] for event in events} >= {"Black Friday", "Autumn lookbook"}
+    body = app.test_client().get(url(app, "ada@example.com").replace("/card?", "/card.json?")).get_json()
+    assert [c["name"] for c in body["card"]["campaigns"]] == ["Black Friday", "Autumn lookbook"]

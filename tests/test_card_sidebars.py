@@ -11,10 +11,11 @@ import json
 import zipfile
 
 import pytest
+import requests
 
 from app.card.sidebars import freshdesk
 from app.extensions import db
-from app.models import Workspace
+from app.models import Customer, Workspace
 from tests.conftest import SANDBOX_KEY
 from tests.test_card import app, klaviyo_calls, seed_ada  # noqa: F401  (the app fixture)
 
@@ -49,15 +50,31 @@ HELPSCOUT_MESSAGE = {
 
 
 def made(app, helpdesk: str) -> tuple[str, str]:  # noqa: F811
-    """A workspace for `helpdesk` whose webhook secret is SECRET; its id and card token."""
+    """A workspace for `helpdesk` signed with SECRET that has sent us Ada; its id and card token."""
     with app.app_context():
         workspace = Workspace(name=f"Acme {helpdesk}", helpdesk=helpdesk, settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.webhook_secret = SECRET
         db.session.add(workspace)
+        db.session.flush()
+        db.session.add(Customer(workspace_id=workspace.id, helpdesk_id="ada", email="ada@example.com"))
         token = workspace.card_token
         db.session.commit()
         return workspace.id, token
+
+
+def test_a_sidebar_shows_no_card_for_an_address_its_helpdesk_never_sent(app, klaviyo):  # noqa: F811
+    seed_ada(klaviyo)
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed", json={"profiles": [{"email": "grace@example.com"}]}, timeout=5
+    )
+    workspace_id, _ = made(app, "intercom")
+    context = {**INTERCOM_CONTEXT, "contact": {**INTERCOM_CONTEXT["contact"], "email": "grace@example.com"}}
+    before = klaviyo_calls(klaviyo)
+    response = intercom_post(app, workspace_id, json.dumps(context).encode())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert texts(response.get_json())[0] == "No Klaviyo profile yet"
+    assert klaviyo_calls(klaviyo) == before, "Klaviyo is not asked about an address the helpdesk never sent"
 
 
 def intercom_post(app, workspace_id: str, body: bytes, signature: str | None = None):  # noqa: F811

@@ -82,7 +82,20 @@ def test_every_request_our_client_sends_is_accepted_and_valid(klaviyo, klaviyo_c
     )
     received = f'and(equals(profile_id,"{profile["id"]}"),equals(metric_id,"{metrics["Received Email"]}"))'
     client.get("/api/events", {"filter": received, "sort": "-datetime", "include": "attributions"})
-    assert len(session.sent) == 15
+    # the card's own: recent events with their metrics, recent email campaigns with their messages
+    client.get(
+        "/api/events", {"filter": received, "sort": "-datetime", "include": "metric", "page[size]": "100"}
+    )
+    client.get(
+        "/api/campaigns",
+        {
+            "filter": "equals(messages.channel,'email')",
+            "sort": "-scheduled_at",
+            "include": "campaign-messages",
+            "page[size]": "100",
+        },
+    )
+    assert len(session.sent) == 17
     for request in session.sent:
         klaviyo_contract.validate(request)
 

@@ -453,7 +453,7 @@ def test_campaigns_are_filtered_by_channel_and_fetched_several_at_once(klaviyo):
     assert sorted(c["attributes"]["name"] for c in some) == ["A", "C"]
 
 
-def test_received_emails_link_to_their_campaign_through_attributions(klaviyo):
+def test_received_emails_name_their_campaign_and_message_not_an_attribution(klaviyo):
     ids = seed(
         klaviyo,
         {
@@ -468,9 +468,21 @@ def test_received_emails_link_to_their_campaign_through_attributions(klaviyo):
     query = f'and(equals(profile_id,"{profile["id"]}"),equals(metric_id,"{metrics["Received Email"]}"))'
     document = call(klaviyo, "GET", f"/api/events?filter={query}&sort=-datetime&include=attributions").json()
     [received] = document["data"]
-    [attribution] = document["included"]
-    assert received["relationships"]["attributions"]["data"][0]["id"] == attribution["id"]
-    assert attribution["relationships"]["campaign"]["data"]["id"] == ids["campaigns"]["Black Friday"]
+    assert document["included"] == []
+    assert received["relationships"]["attributions"]["data"] == []
+    properties = received["attributes"]["event_properties"]
+    assert properties["Campaign Name"] == "Black Friday"
+    campaigns = call(
+        klaviyo, "GET", "/api/campaigns?filter=equals(messages.channel,'email')&include=campaign-messages"
+    ).json()
+    [campaign] = campaigns["data"]
+    [message] = campaigns["included"]
+    assert campaign["id"] == ids["campaigns"]["Black Friday"]
+    assert campaign["relationships"]["campaign-messages"]["data"] == [
+        {"type": "campaign-message", "id": message["id"]}
+    ]
+    assert message["relationships"]["campaign"]["data"]["id"] == campaign["id"]
+    assert properties["$message"] == message["id"]
 
 
 # Rate limits

@@ -57,7 +57,8 @@ def _support_metrics(workspace: Workspace) -> list[str]:
 def fetch_and_store(workspace: Workspace, kind: str, value: str) -> CardResult:
     """Ask Klaviyo (through the shared rate limiter) and cache the answer."""
     client = klaviyo_client_for(workspace, timeout=5.0, limiter=current_app.extensions["limiter"])
-    data = card_data.fetch(client, kind, value, _support_metrics(workspace))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the threads' app context
+    data = card_data.fetch(client, kind, value, _support_metrics(workspace), context=app.app_context)
     fetched_at = time.time()
     key, _ = _keys(workspace.id, kind, value)
     try:

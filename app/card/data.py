@@ -1,13 +1,21 @@
 """The insight card's data: a customer's Klaviyo profile, lists, segments, campaigns and support events.
 
-Pure: it takes a Klaviyo client and returns plain JSON-ready data. A cold card costs at most five
-calls: the profile (with consent and predictions), its lists, its segments, its recent events (with
-their metrics and campaign attributions), and the names of those campaigns in one `any(id,[...])`.
+Pure: it takes a Klaviyo client and returns plain JSON-ready data. A cold card costs five calls in
+two round trips: the profile (with consent and predictions), then at once its lists, its segments,
+its recent events (with their metrics) and the account's recent email campaigns with their messages.
+
+A received, opened or clicked email names its campaign in its own properties: `Campaign Name`, and
+`$message` for the message it belongs to (`$flow` when a flow sent it); Klaviyo lists these among its
+email metrics' attributes (docs/vendors/klaviyo.md, "Campaigns on the card"). Attributions credit
+conversions, not emails, so the card does not look for campaigns there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 
 from app.klaviyo.client import KlaviyoClient
@@ -16,6 +24,7 @@ KLAVIYO_APP = "https://www.klaviyo.com"
 RECENT_EVENTS = 100
 SHOWN_CAMPAIGNS = 5
 SHOWN_SUPPORT_EVENTS = 5
+RECENT_CAMPAIGNS = 100  # the most one page of `GET /api/campaigns` holds
 _EMAIL_METRICS = {"Received Email": "received", "Opened Email": "opened", "Clicked Email": "clicked"}
 
 
@@ -48,24 +57,48 @@ def _groups(document: dict[str, Any], kind: str) -> dict[str, Any]:
     return {"items": items, "more": bool((document.get("links") or {}).get("next")), "kind": kind}
 
 
+def _campaign_index(document: dict[str, Any]) -> dict[str, dict]:
+    """The recent email campaigns by campaign id, by each of their messages' ids, and by name."""
+    index: dict[str, dict] = {}
+    for campaign in document.get("data", []):
+        entry = {"id": campaign["id"], "name": campaign["attributes"].get("name")}
+        messages = ((campaign.get("relationships") or {}).get("campaign-messages") or {}).get("data") or []
+        for key in (campaign["id"], *(message["id"] for message in messages), f"name:{entry['name']}"):
+            index.setdefault(key, entry)
+    return index
+
+
 def _email_engagement(
-    events: list[dict], metric_names: dict[str, str], attributions: dict[str, str]
+    events: list[dict], metric_names: dict[str, str], campaigns: dict[str, dict]
 ) -> dict[str, dict]:
-    """Per campaign: when it was received, and whether it was opened or clicked."""
-    campaigns: dict[str, dict] = {}
+    """Per campaign, newest first: its name and link, when it was received, whether opened or clicked."""
+    engagement: dict[str, dict] = {}
     for event in events:
         what = _EMAIL_METRICS.get(metric_names.get(_related_id(event, "metric"), ""))
-        ids = [
-            ref["id"]
-            for ref in ((event.get("relationships") or {}).get("attributions") or {}).get("data", [])
-        ]
-        for campaign_id in filter(None, (attributions.get(ref) for ref in ids)):
-            entry = campaigns.setdefault(campaign_id, {"received": None, "opened": False, "clicked": False})
-            if what == "received":
-                entry["received"] = entry["received"] or event["attributes"].get("datetime")
-            elif what in ("opened", "clicked"):
-                entry[what] = True
-    return campaigns
+        properties = event["attributes"].get("event_properties") or {}
+        if what is None or properties.get("$flow"):
+            continue  # not an email, or a flow's email rather than a campaign's
+        message, name = properties.get("$message"), properties.get("Campaign Name")
+        campaign = campaigns.get(str(message)) or campaigns.get(f"name:{name}")
+        key = campaign["id"] if campaign else str(message or name or "")
+        if not key or not (campaign or name):
+            continue
+        entry = engagement.setdefault(
+            key,
+            {
+                "id": campaign["id"] if campaign else None,
+                "name": (campaign or {}).get("name") or name,
+                "url": f"{KLAVIYO_APP}/campaign/{campaign['id']}/reports/overview" if campaign else None,
+                "received": None,
+                "opened": False,
+                "clicked": False,
+            },
+        )
+        if what == "received":
+            entry["received"] = entry["received"] or event["attributes"].get("datetime")
+        else:
+            entry[what] = True
+    return engagement
 
 
 def _related_id(resource: dict, name: str) -> str | None:
@@ -101,46 +134,65 @@ def _support_events(events: list[dict], metric_names: dict[str, str], ours: Iter
     return shown[:SHOWN_SUPPORT_EVENTS]
 
 
-def fetch(client: KlaviyoClient, kind: str, value: str, support_metrics: Iterable[str]) -> dict[str, Any]:
-    """Everything the card shows for one customer, or `found: False` when Klaviyo has no profile."""
+def fetch(
+    client: KlaviyoClient,
+    kind: str,
+    value: str,
+    support_metrics: Iterable[str],
+    context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> dict[str, Any]:
+    """Everything the card shows for one customer, or `found: False` when Klaviyo has no profile.
+
+    After the profile, the other four calls go out at once, each inside `context()` (the caller's
+    app context, for a credential that reads the database).
+    """
     profiles = client.get_profiles(profile_filter(kind, value), ["subscriptions", "predictive_analytics"])
     if not profiles:
         return {"found": False, "identifier": value}
     profile = profiles[0]
     attributes = profile["attributes"]
-    lists = _groups(client.get(f"/api/profiles/{profile['id']}/lists"), "list")
-    segments = _groups(client.get(f"/api/profiles/{profile['id']}/segments"), "segment")
-    recent = client.get(
-        "/api/events",
-        {
-            "filter": f"equals(profile_id,{_quoted(profile['id'])})",
-            "sort": "-datetime",
-            "include": "metric,attributions",
-            "page[size]": str(RECENT_EVENTS),
-        },
-    )
-    included = recent.get("included", [])
-    metric_names = {item["id"]: item["attributes"]["name"] for item in included if item["type"] == "metric"}
-    attributions = {
-        item["id"]: _related_id(item, "campaign") for item in included if item["type"] == "attribution"
+    calls: dict[str, tuple[str, dict[str, str] | None]] = {
+        "lists": (f"/api/profiles/{profile['id']}/lists", None),
+        "segments": (f"/api/profiles/{profile['id']}/segments", None),
+        "events": (
+            "/api/events",
+            {
+                "filter": f"equals(profile_id,{_quoted(profile['id'])})",
+                "sort": "-datetime",
+                "include": "metric",
+                "page[size]": str(RECENT_EVENTS),
+            },
+        ),
+        "campaigns": (
+            "/api/campaigns",
+            {
+                "filter": "equals(messages.channel,'email')",
+                "sort": "-scheduled_at",
+                "include": "campaign-messages",
+                "page[size]": str(RECENT_CAMPAIGNS),
+            },
+        ),
     }
-    engagement = _email_engagement(recent.get("data", []), metric_names, attributions)
-    campaigns = []
-    if engagement:
-        wanted = ",".join(_quoted(campaign_id) for campaign_id in list(engagement)[:50])
-        found = client.get(
-            "/api/campaigns", {"filter": f"and(equals(messages.channel,'email'),any(id,[{wanted}]))"}
-        )
-        for campaign in found.get("data", []):
-            campaigns.append(
-                {
-                    "id": campaign["id"],
-                    "name": campaign["attributes"].get("name"),
-                    "url": f"{KLAVIYO_APP}/campaign/{campaign['id']}/reports/overview",
-                    **engagement[campaign["id"]],
-                }
-            )
-        campaigns.sort(key=lambda campaign: campaign["received"] or "", reverse=True)
+
+    def ask(path: str, params: dict[str, str] | None) -> dict[str, Any]:
+        with context():
+            return client.get(path, params)
+
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="card") as pool:
+        pending = {name: pool.submit(ask, *call) for name, call in calls.items()}
+        answers = {name: future.result() for name, future in pending.items()}
+    recent = answers["events"]
+    metric_names = {
+        item["id"]: item["attributes"]["name"]
+        for item in recent.get("included", [])
+        if item["type"] == "metric"
+    }
+    engagement = _email_engagement(
+        recent.get("data", []), metric_names, _campaign_index(answers["campaigns"])
+    )
+    campaigns = sorted(engagement.values(), key=lambda campaign: campaign["received"] or "", reverse=True)
+    lists = _groups(answers["lists"], "list")
+    segments = _groups(answers["segments"], "segment")
     predictive = attributes.get("predictive_analytics") or {}
     location = attributes.get("location") or {}
     name = " ".join(filter(None, (attributes.get("first_name"), attributes.get("last_name"))))

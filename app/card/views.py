@@ -17,15 +17,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
-from sqlalchemy import select
 
 from app import pages
-from app.card import cache
+from app.card import access
 from app.card.sidebars import freshdesk, gorgias, helpscout, intercom
 from app.errors import json_error
 from app.extensions import db
-from app.klaviyo import mapping
-from app.models import Customer, Workspace
+from app.models import Workspace
 
 bp = Blueprint(
     "insight",
@@ -109,29 +107,6 @@ def _authorize(workspace: Workspace | None, kind: str, value: str) -> Workspace:
     return workspace
 
 
-def _resolve(workspace: Workspace, kind: str, value: str) -> tuple[str, str] | None:
-    """Email or phone as Klaviyo knows them; None when our customer has neither yet."""
-    if kind == "email":
-        email = mapping.normalize_email(value)
-        return ("email", email) if email else None
-    if kind == "phone":
-        phone = mapping.normalize_phone(value, workspace.setting("phone_region"))
-        return ("phone", phone) if phone else None
-    row = db.session.scalar(select(Customer).filter_by(workspace_id=workspace.id, helpdesk_id=value))
-    if row is None:
-        return None
-    email = mapping.normalize_email(row.email)
-    phone = mapping.normalize_phone(row.phone, workspace.setting("phone_region"))
-    return ("email", email) if email else ("phone", phone) if phone else None
-
-
-def _result(workspace: Workspace, kind: str, value: str) -> cache.CardResult:
-    resolved = _resolve(workspace, kind, value)
-    if resolved is None:
-        return cache.CardResult({"found": False, "identifier": value}, time.time())
-    return cache.get(workspace, *resolved)
-
-
 def _card(workspace_id: str, as_json: bool) -> Response:
     try:
         kind, value = _identifier()
@@ -140,7 +115,10 @@ def _card(workspace_id: str, as_json: bool) -> Response:
         if as_json:
             return json_error(refused.status, refused.code, refused.message)
         return _html(render_template("insight/refused.html", message=refused.message), refused.status, None)
-    result = _result(workspace, kind, value)
+    try:
+        result = access.card_for(workspace, "token", kind, value)
+    except access.Limited as limited:
+        return _limited(limited, as_json, workspace)
     if as_json:
         return jsonify(
             card=result.data,
@@ -153,10 +131,27 @@ def _card(workspace_id: str, as_json: bool) -> Response:
     return _html(body, 200, workspace)
 
 
+def _limited(limited: access.Limited, as_json: bool, workspace: Workspace) -> Response:
+    """429 with `Retry-After`: a JSON error, or the calm refusal page."""
+    message = "Too many card requests just now. Try again in a minute."
+    if as_json:
+        response = json_error(429, "rate_limited", message)
+    else:
+        response = _html(render_template("insight/refused.html", message=message), 429, workspace)
+    response.headers["Retry-After"] = str(limited.retry_after)
+    return response
+
+
 def _html(body: str, status: int, workspace: Workspace | None) -> Response:
     response = Response(body, status, content_type="text/html; charset=utf-8")
     ancestors = workspace.setting("card_frame_ancestors") if workspace else "'none'"
     return pages.protect(response, frame_ancestors=ancestors)  # no-referrer: the URL carries the token
+
+
+@bp.app_template_global("card_audit")
+def card_audit(workspace_id: str) -> dict[str, dict[str, int]] | None:
+    """The admin page's card counts for one workspace (today, last seven days)."""
+    return access.audit(workspace_id)
 
 
 @bp.get("/<workspace_id>/card")
@@ -242,10 +237,14 @@ def kustomer_card(workspace_id: str) -> Response:
         workspace = _kustomer_workspace(workspace_id)
         _check_ticket(workspace)
         kind, value = _context_identifier()
+        result = access.card_for(workspace, "kustomer", kind, value)
     except CardRefused as refused:
         response = json_error(refused.status, refused.code, refused.message)
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    result = _result(workspace, kind, value)
+    except access.Limited as limited:
+        response = _limited(limited, as_json=True, workspace=workspace)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
     body = render_template("insight/card_content.html", result=result, card=result.data)
     return pages.protect(Response(body, 200, content_type="text/html; charset=utf-8"))

@@ -447,7 +447,24 @@ def get_campaigns() -> Response:
             found = [item for item in found if item.id in wanted]
         elif condition.field != "messages.channel":
             raise invalid(f"Filter on {condition.field} is not supported here.", parameter="filter")
-    return _jsonapi(resources.page(found, resources.campaign, 100, 100))
+    sort = request.args.get("sort", "id")
+    field = sort.removeprefix("-")
+    if field not in ("created_at", "id", "name", "scheduled_at", "updated_at"):
+        raise invalid(f"Invalid sort field {sort!r}.", parameter="sort")
+    # a sandbox campaign is created, scheduled and sent at its one send time
+    found.sort(
+        key=lambda item: getattr(item, field) if field in ("id", "name") else item.send_time.isoformat(),
+        reverse=sort.startswith("-"),
+    )
+    document = resources.page(found, resources.campaign, 100, 100)
+    included = set(filter(None, request.args.get("include", "").split(",")))
+    if included - {"campaign-messages", "tags"}:
+        raise invalid(f"Invalid include {request.args['include']!r}.", parameter="include")
+    if included:
+        shown = {entry["id"] for entry in document["data"]}
+        messages = [item for item in found if item.id in shown] if "campaign-messages" in included else []
+        document["included"] = [resources.campaign_message(item) for item in messages]
+    return _jsonapi(document)
 
 
 @bp.get("/events")

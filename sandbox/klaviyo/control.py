@@ -112,7 +112,8 @@ def _member(account: Account, identifier: str) -> str:
 
 def _seed_campaign(account: Account, spec: dict[str, Any]) -> Campaign:
     sent = datetime.fromisoformat(spec["send_time"]) if "send_time" in spec else now() - timedelta(days=1)
-    campaign = Campaign(new_id(), spec["name"], spec.get("channel", "email"), sent, spec.get("subject", ""))
+    channel, subject = spec.get("channel", "email"), spec.get("subject", "")
+    campaign = Campaign(new_id(), spec["name"], channel, sent, subject, message_id=new_id())
     account.campaigns[campaign.id] = campaign
     for recipient in spec.get("recipients", []):
         profile_id = _member(account, recipient["email"] if isinstance(recipient, dict) else recipient)
@@ -130,9 +131,14 @@ def _seed_campaign(account: Account, spec: dict[str, Any]) -> Campaign:
                         metric_id=account.metric_id(metric),
                         profile_id=profile_id,
                         time=sent,
-                        properties={"Subject": campaign.subject, "Campaign Name": campaign.name},
+                        # the email names its campaign and message itself; attributions credit
+                        # conversions, not emails (docs/vendors/klaviyo.md, "Campaigns on the card")
+                        properties={
+                            "Subject": campaign.subject,
+                            "Campaign Name": campaign.name,
+                            "$message": campaign.message_id,
+                        },
                         unique_id=new_id(20),
-                        campaign_id=campaign.id,
                     )
                 )
     return campaign

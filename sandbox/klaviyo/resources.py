@@ -150,8 +150,33 @@ def campaign(item: Campaign) -> dict[str, Any]:
             "updated_at": sent,
             "send_time": sent,
         },
-        "relationships": {"campaign-messages": {"links": _self(f"campaigns/{item.id}/campaign-messages")}},
+        "relationships": {
+            "campaign-messages": {
+                "data": [{"type": "campaign-message", "id": item.message_id}],
+                "links": _self(f"campaigns/{item.id}/campaign-messages"),
+            }
+        },
         "links": _self(f"campaigns/{item.id}"),
+    }
+
+
+def campaign_message(item: Campaign) -> dict[str, Any]:
+    """A campaign's email message, as `include=campaign-messages` carries it."""
+    return {
+        "type": "campaign-message",
+        "id": item.message_id,
+        "attributes": {
+            "definition": {
+                "channel": item.channel,
+                "label": item.name,
+                "content": {"subject": item.subject},
+            },
+            "send_times": [{"datetime": iso(item.send_time), "is_local": False}],
+            "created_at": iso(item.send_time),
+            "updated_at": iso(item.send_time),
+        },
+        "relationships": {"campaign": {"data": {"type": "campaign", "id": item.id}}},
+        "links": _self(f"campaign-messages/{item.message_id}"),
     }
 
 

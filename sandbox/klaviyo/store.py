@@ -72,6 +72,7 @@ class Campaign:
     send_time: datetime
     subject: str = ""
     status: str = "Sent"
+    message_id: str = ""  # its one email message (`campaign-message`), named by its emails' `$message`
 
 
 @dataclass

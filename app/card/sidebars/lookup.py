@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from flask import Response, request
 
-from app.card import cache
+from app.card import access, cache
 from app.errors import json_error
 from app.extensions import db
 from app.klaviyo import mapping
@@ -23,13 +23,16 @@ MAX_CONTEXT_BYTES = 256 * 1024
 class SidebarRefused(Exception):
     """A request we answer with an error and without asking Klaviyo anything."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
     def response(self) -> Response:
         answer = json_error(self.status, self.code, self.message)
         answer.headers["Cache-Control"] = "private, no-store"
+        if self.retry_after is not None:
+            answer.headers["Retry-After"] = str(self.retry_after)
         return answer
 
 
@@ -82,8 +85,14 @@ def email_of(value: object) -> str:
 
 
 def card_for(workspace: Workspace, email: str) -> cache.CardResult:
-    """The card for the customer with `email`; the neutral no-profile card when there is no usable email."""
+    """The card for the customer with `email`, only if this workspace's helpdesk sent us that customer;
+    the neutral no-profile card otherwise, and a 429 refusal past the sidebar's rate limits."""
     normalized = mapping.normalize_email(email)
     if normalized is None:
         return cache.CardResult({"found": False, "identifier": email}, time.time())
-    return cache.get(workspace, "email", normalized)
+    try:
+        return access.card_for(workspace, workspace.helpdesk, "email", normalized)
+    except access.Limited as limited:
+        raise SidebarRefused(
+            429, "rate_limited", "Too many card requests; try again shortly.", limited.retry_after
+        ) from None
