@@ -49,12 +49,12 @@ def _groups(document: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def _email_engagement(
-    events: list[dict], metric_names: dict[str, str], attributions: dict[str, str]
+    events: list[dict], metric_names: dict[str, str], attributions: dict[str, str | None]
 ) -> dict[str, dict]:
     """Per campaign: when it was received, and whether it was opened or clicked."""
     campaigns: dict[str, dict] = {}
     for event in events:
-        what = _EMAIL_METRICS.get(metric_names.get(_related_id(event, "metric"), ""))
+        what = _EMAIL_METRICS.get(metric_names.get(_related_id(event, "metric") or "", ""))
         ids = [
             ref["id"]
             for ref in ((event.get("relationships") or {}).get("attributions") or {}).get("data", [])
@@ -86,7 +86,7 @@ def _support_events(events: list[dict], metric_names: dict[str, str], ours: Iter
     wanted = set(ours)
     shown = []
     for event in events:
-        metric = metric_names.get(_related_id(event, "metric"), "")
+        metric = metric_names.get(_related_id(event, "metric") or "", "")
         if metric in wanted:
             properties = event["attributes"].get("event_properties") or {}
             shown.append(
