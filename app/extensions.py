@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import requests
 from celery import Celery, Task
@@ -36,7 +37,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
-def celery_init_app(app: Flask) -> Celery:
+def celery_init_app(app: Flask) -> Celery[Any]:
     """Bind Celery to this app: tasks run inside its app context; config from the app's CELERY."""
 
     class FlaskTask(Task):

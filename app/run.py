@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -97,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HELPDESK_ALLOWED_URLS"] = f"http://127.0.0.1:{SANDBOX_PORTS['kustomer']}"
         print("sandboxes: Klaviyo on :8100, Kustomer on :8200", flush=True)
     migrate()
-    for name, command in procfile().items():
+    for name, line in procfile().items():
         if name != "release":  # run above, as migrate()
-            children.append(subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT))
+            children.append(subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=ROOT))
     port = int(os.environ.get("PORT", "8000"))
 
     def stop(*_: object) -> None:
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(child for child in children if child.poll() is not None)
-        print(f"a process exited ({' '.join(map(str, failed.args))}); stopping the others", file=sys.stderr)
+        argv = cast("list[str]", failed.args)  # every child above was started from a list of strings
+        print(f"a process exited ({' '.join(argv)}); stopping the others", file=sys.stderr)
         return failed.returncode or 1
     except KeyboardInterrupt:
         return 0

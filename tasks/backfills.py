@@ -22,4 +22,4 @@ def run_backfill(backfill_id: int, owner: str | None = None) -> None:
     went_on = backfill.run_slice(backfill_id, SLICE_SECONDS, owner)
     if went_on is not None:
         retry_in, owner = went_on
-        run_backfill.apply_async(args=[backfill_id, owner], countdown=retry_in)
+        run_backfill.apply_async(args=(backfill_id, owner), countdown=retry_in)

@@ -21,6 +21,6 @@ def drain_backlog(workspace_id: str) -> None:
     publisher.enqueue(outcome.handed_to_live)
     if outcome.more or outcome.retry_in is not None:
         backlog.stay_in_backlog_mode(workspace_id)
-        drain_backlog.apply_async(args=[workspace_id], countdown=outcome.retry_in or 0)
+        drain_backlog.apply_async(args=(workspace_id,), countdown=outcome.retry_in or 0)
     else:
         backlog.leave_backlog_mode(workspace_id)

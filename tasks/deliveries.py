@@ -21,7 +21,7 @@ def deliver(delivery_id: int) -> None:
     if attempt is None:
         return
     if attempt.retry_in is not None:
-        deliver.apply_async(args=[delivery_id], countdown=attempt.retry_in)
+        deliver.apply_async(args=(delivery_id,), countdown=attempt.retry_in)
     if attempt.prewarm is not None:
         refresh_card.delay(*attempt.prewarm)
 

@@ -24,6 +24,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from app.admin import bp
+from app.admin.forms import required_text
 from app.extensions import db, redis_client
 from app.models import User, UserSession, utcnow
 
@@ -99,7 +100,7 @@ def login() -> Response | tuple[str, int] | str:
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("admin/login.html", form=form), 400 if request.method == "POST" else 200
-    email = form.email.data.strip().lower()
+    email = required_text(form.email).strip().lower()
     try:
         wait = failed_logins.blocked_for(email)
     except RedisError:
@@ -111,7 +112,7 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("admin/login.html", form=form, error=message), 429
     user = db.session.scalar(select(User).filter_by(email=email))
     stored = user.password_hash if user else _no_user_hash(current_app.config["PASSWORD_HASH_METHOD"])
-    if not check_password_hash(stored, form.password.data) or not user:
+    if not check_password_hash(stored, required_text(form.password)) or not user:
         failed_logins.record(email)
         log.info("failed sign-in for %s from %s", email, request.remote_addr)
         return render_template("admin/login.html", form=form, error="Wrong email or password."), 401

@@ -6,6 +6,7 @@ import io
 import logging
 from contextlib import closing
 from datetime import UTC, datetime, time, timedelta
+from typing import Any, cast
 
 from flask import Response, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
@@ -39,7 +40,9 @@ def _backfill(workspace: Workspace, backfill_id: int) -> Backfill:
 def _form(workspace: Workspace) -> BackfillForm:
     form = BackfillForm()
     if workspace.helpdesk != "kustomer":
-        form.source.choices = [choice for choice in form.source.choices if choice.value == "file"]
+        # WTForms 3.3's choices are SelectChoice objects; types-WTForms still describes 3.2's tuples
+        choices = cast("list[Any]", form.source.choices)
+        form.source.choices = [choice for choice in choices if choice.value == "file"]
     if not form.is_submitted():
         form.org_name.data = backfills.org_name_for(workspace)
         form.since.data = (datetime.now(UTC) - timedelta(days=365)).date()
@@ -86,7 +89,7 @@ def start_backfill(workspace_id: str) -> ResponseReturnValue:
             created_by=current_user.email,
         )
     except backfills.BackfillError as error:
-        form.source.errors.append(str(error))
+        form.source.errors = [*form.source.errors, str(error)]
         return _page(workspace, form), 400
     _run(row)
     flash(f"Backfill {row.id} {'goes on from its checkpoint' if resumed else 'has started'}.")

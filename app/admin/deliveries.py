@@ -11,7 +11,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from redis.exceptions import RedisError
 from sqlalchemy import Select, func, or_, select, update
 from werkzeug.wrappers import Response
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; stubs: 3.2
 
 from app import klaviyo
 from app.admin import bp
@@ -93,10 +93,12 @@ def _hourly(workspace: Workspace) -> tuple[list[HourBar], int]:
         HourBar(
             (start + timedelta(hours=index)).strftime("%H:00"),
             index * 25,
-            *counts,
-            tuple(round(count * scale) for count in counts),
+            delivered,
+            problems,
+            still_open,
+            (round(delivered * scale), round(problems * scale), round(still_open * scale)),
         )
-        for index, counts in enumerate(tally)
+        for index, (delivered, problems, still_open) in enumerate(tally)
     ]
     return bars, tallest
 

@@ -12,15 +12,15 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    Field,
     IntegerField,
     PasswordField,
     RadioField,
     SelectField,
     StringField,
-    TextAreaField,
     URLField,
 )
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; stubs: 3.2
 from wtforms.validators import (
     URL,
     DataRequired,
@@ -32,12 +32,20 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import TextArea
 
 from app import helpdesks
 from app.facts import Kind
 from app.helpdesks import outbound
 from app.klaviyo import mapping
 from app.models import DATABASE_INT_MAX
+
+
+def required_text(field: StringField) -> str:
+    """The text of a field that validated with DataRequired, which lets no empty value through."""
+    if field.data is None:
+        raise ValueError(f"{field.name} has no value: read it after the form validated")
+    return field.data
 
 
 class WholeNumberField(IntegerField):
@@ -130,9 +138,11 @@ def parse_property_map(text: str) -> tuple[dict[str, str], list[str]]:
     return found, errors
 
 
-class PropertyMapField(TextAreaField):
+class PropertyMapField(Field):
     """A property mapping: one `helpdeskAttribute = klaviyo_property` a line on the page, a dict in `data`."""
 
+    widget = TextArea()  # type: ignore[assignment]  # renders any field's _value(); typed for StringField
+    data: dict[str, str]
     line_errors: tuple[str, ...] = ()
 
     def _value(self) -> str:
@@ -145,7 +155,7 @@ class PropertyMapField(TextAreaField):
         self.line_errors = tuple(errors)
 
     def pre_validate(self, form: FlaskForm) -> None:
-        self.errors.extend(self.line_errors)  # every bad line at once, not only the first
+        self.errors = [*self.errors, *self.line_errors]  # every bad line at once, not only the first
 
 
 class WorkspaceForm(FlaskForm):

@@ -22,6 +22,7 @@ from app.admin.forms import (
     RotateSecretForm,
     TestEventForm,
     WorkspaceForm,
+    required_text,
 )
 from app.cli import card_url_template, webhook_url
 from app.crypto import mask
@@ -83,7 +84,7 @@ def _fill(form: WorkspaceForm, workspace: Workspace) -> None:
 
 def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
     """Store the form in the workspace; True when the Klaviyo key changed."""
-    workspace.name, workspace.helpdesk = form.name.data.strip(), form.helpdesk.data
+    workspace.name, workspace.helpdesk = required_text(form.name).strip(), form.helpdesk.data
     settings = dict(workspace.settings or {})
     for name in SETTINGS:
         value = getattr(form, name).data
@@ -342,7 +343,7 @@ def add_extra_secret(workspace_id: str) -> Response:
             "Give the secret a name (lowercase letters, digits and -) and paste the secret (16+ characters)."
         )
         return redirect(url_for("admin.setup", workspace_id=workspace.id))
-    workspace.set_extra_secret(form.name.data, form.secret.data.strip())
+    workspace.set_extra_secret(required_text(form.name), required_text(form.secret).strip())
     db.session.commit()
     flash(f"Secret {form.name.data} saved: webhooks signed with it are accepted.")
     return redirect(url_for("admin.setup", workspace_id=workspace.id))
@@ -354,7 +355,7 @@ def remove_extra_secret(workspace_id: str) -> Response:
     form = RemoveSecretForm()
     if not form.validate_on_submit():
         abort(400)
-    if workspace.remove_extra_secret(form.name.data):
+    if workspace.remove_extra_secret(required_text(form.name)):
         db.session.commit()
         flash(f"Secret {form.name.data} removed: webhooks signed with it are refused.")
     return redirect(url_for("admin.setup", workspace_id=workspace.id))
@@ -462,7 +463,7 @@ def send_test_event(workspace_id: str):
         flash("Give a valid email address for the test event.")
         return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
     run = uuid.uuid4().hex
-    email = form.email.data.strip().lower()
+    email = required_text(form.email).strip().lower()
     fact = Fact(
         kind=Kind.TEST_EVENT,
         occurred_at=utcnow(),
@@ -474,6 +475,7 @@ def send_test_event(workspace_id: str):
         customer=Customer(helpdesk_id=f"test:{email}", email=email),
     )
     recorded = outbox.record(workspace, Webhook(f"admin-test-{run}", "admin.test_event", [fact]))
+    assert recorded is not None  # a fresh run id is never a duplicate
     publisher.enqueue(recorded.delivery_ids)
     flash(f"Test event for {email} queued; this page shows how it went (reload it in a moment).")
     return redirect(

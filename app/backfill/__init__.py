@@ -12,7 +12,7 @@ import io
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -127,6 +127,7 @@ def start(
 def source_for(backfill: Backfill, page_size: int = 500) -> FileSource | KustomerSource:
     """What the backfill reads from, positioned nowhere yet."""
     workspace = db.session.get(Workspace, backfill.workspace_id)
+    assert workspace is not None  # a backfill goes when its workspace does (foreign key, cascade)
     org_name = backfill.options.get("org_name")
     if backfill.source == "kustomer":
         return KustomerSource(
@@ -142,7 +143,7 @@ def source_for(backfill: Backfill, page_size: int = 500) -> FileSource | Kustome
         return FileSource(lambda: open(path, "rb"), workspace.helpdesk, org_name)
     upload = backfill.upload or b""
 
-    def opener() -> IO[bytes]:
+    def opener() -> io.BufferedIOBase:
         return gzip.GzipFile(fileobj=io.BytesIO(upload))
 
     return FileSource(opener, workspace.helpdesk, org_name)
@@ -158,6 +159,8 @@ def run_slice(backfill_id: int, seconds: float, owner: str | None) -> tuple[floa
     if owner is None:
         return None  # running elsewhere, or finished
     backfill = db.session.get(Backfill, backfill_id)
+    if backfill is None:  # deleted with its workspace since the lease was taken
+        return None
     logs.bind_workspace(backfill.workspace_id)
 
     def cancelled() -> Stop | None:

@@ -83,7 +83,9 @@ class Runner:
         progress: Callable[[Backfill], None] = lambda backfill: None,
     ) -> None:
         self.backfill = backfill
-        self.workspace: Workspace = db.session.get(Workspace, backfill.workspace_id)
+        workspace = db.session.get(Workspace, backfill.workspace_id)
+        assert workspace is not None  # a backfill goes when its workspace does (foreign key, cascade)
+        self.workspace = workspace
         self.source = source
         self.settings = self.workspace.mapping_settings()
         self.sleep = sleep

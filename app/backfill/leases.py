@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from app.extensions import db
 from app.models import Backfill, BackfillStatus, utcnow
@@ -22,14 +23,17 @@ def take_lease(backfill_id: int, owner: str | None = None, seconds: float | None
     held = Backfill.lease_owner == owner if owner else False
     owner = owner or str(uuid.uuid4())
     until = now + (timedelta(seconds=seconds) if seconds is not None else LEASE)
-    taken = db.session.execute(
-        update(Backfill)
-        .where(
-            Backfill.id == backfill_id,
-            Backfill.status.in_(BackfillStatus.UNFINISHED),
-            Backfill.lease_until.is_(None) | (Backfill.lease_until < now) | held,
-        )
-        .values(lease_owner=owner, lease_until=until)
+    taken = cast(  # an UPDATE's result: it has a row count
+        "CursorResult[Any]",
+        db.session.execute(
+            update(Backfill)
+            .where(
+                Backfill.id == backfill_id,
+                Backfill.status.in_(BackfillStatus.UNFINISHED),
+                Backfill.lease_until.is_(None) | (Backfill.lease_until < now) | held,
+            )
+            .values(lease_owner=owner, lease_until=until)
+        ),
     ).rowcount
     db.session.commit()
     return owner if taken else None

@@ -63,9 +63,9 @@ def problems_of(backfill_id: int) -> Iterator[BackfillProblem]:
 
 
 def problem_count(backfill_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(BackfillProblem).where(BackfillProblem.backfill_id == backfill_id)
-    )
+    ).scalar_one()
 
 
 def problem_lines(backfill: Backfill, limit: int) -> tuple[list[str], int]:

@@ -6,17 +6,18 @@ interrupted anywhere goes on from its last checkpoint and reads nothing it has a
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
 import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, fact_from_dict
-from app.helpdesks import HelpdeskUnavailable, kustomer
+from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable, kustomer
 from app.helpdesks.common import moment
 
 MAX_SEARCH_PAGES = 100  # Kustomer's search reaches no further into one query
@@ -93,7 +94,7 @@ def _item(position: int, cursor: dict, record: Any, helpdesk: str, org_name: str
 class FileSource:
     """A JSON Lines file; the cursor is the byte offset after a line, the position its line number."""
 
-    def __init__(self, opener: Callable[[], IO[bytes]], helpdesk: str, org_name: str | None) -> None:
+    def __init__(self, opener: Callable[[], io.BufferedIOBase], helpdesk: str, org_name: str | None) -> None:
         self.open = opener
         self.helpdesk = helpdesk
         self.org_name = org_name
@@ -165,8 +166,8 @@ class KustomerSource:
 
     def __init__(
         self,
-        base_url: str,
-        api_key: str,
+        base_url: str | None,
+        api_key: str | None,
         since: datetime,
         org_name: str | None,
         session: requests.Session,
@@ -210,6 +211,8 @@ class KustomerSource:
                 return
 
     def _page(self, start: datetime, page: int) -> tuple[list[dict], bool, int | None]:
+        if not self.base_url or not self.api_key:  # removed on the workspace page since the backfill began
+            raise HelpdeskAuthError("the workspace has no Kustomer API key or address any more")
         for attempt in range(SEARCH_RETRIES):
             try:
                 return kustomer.search_conversations(
@@ -229,7 +232,9 @@ class KustomerSource:
 
 
 def _created(resource: dict) -> datetime | None:
-    attributes = resource.get("attributes") if isinstance(resource.get("attributes"), dict) else {}
+    attributes = resource.get("attributes")
+    if not isinstance(attributes, dict):
+        attributes = {}
     try:
         return moment(attributes.get("createdAt"), "attributes.createdAt")
     except PayloadError:

@@ -6,7 +6,9 @@ Committed with the checkpoint that covers them, a resumed run neither loses nor 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Table
 
 from app.backfill.sources import Item
 from app.extensions import db
@@ -21,10 +23,19 @@ class Tally:
     counts: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def add(self, item: Item | None, outcome: str, what: str, reason: str, **ids: str | None) -> None:
+    def add(
+        self,
+        item: Item | None,
+        outcome: str,
+        what: str,
+        reason: str,
+        *,
+        position: int | None = None,
+        **ids: str | None,
+    ) -> None:
         self.rows.append(
             {
-                "position": item.position if item else ids.pop("position", None),
+                "position": item.position if item else position,
                 "outcome": outcome,
                 "what": what,
                 "conversation_id": ids.get("conversation_id", item.conversation_id if item else None),
@@ -45,7 +56,6 @@ class Tally:
                 merged[reason] = merged.get(reason, 0) + by
             backfill.skipped_reasons = merged
         if self.rows:
-            db.session.execute(
-                BackfillProblem.__table__.insert(), [{"backfill_id": backfill.id, **row} for row in self.rows]
-            )
+            table = cast(Table, BackfillProblem.__table__)  # a declarative class's __table__ is a Table
+            db.session.execute(table.insert(), [{"backfill_id": backfill.id, **row} for row in self.rows])
         self.rows, self.counts, self.reasons = [], {}, {}

@@ -74,7 +74,7 @@ def _email_engagement(
     """Per campaign, newest first: its name and link, when it was received, whether opened or clicked."""
     engagement: dict[str, dict] = {}
     for event in events:
-        what = _EMAIL_METRICS.get(metric_names.get(_related_id(event, "metric"), ""))
+        what = _EMAIL_METRICS.get(metric_names.get(_related_id(event, "metric") or "", ""))
         properties = event["attributes"].get("event_properties") or {}
         if what is None or properties.get("$flow"):
             continue  # not an email, or a flow's email rather than a campaign's
@@ -119,7 +119,7 @@ def _support_events(events: list[dict], metric_names: dict[str, str], ours: Iter
     wanted = set(ours)
     shown = []
     for event in events:
-        metric = metric_names.get(_related_id(event, "metric"), "")
+        metric = metric_names.get(_related_id(event, "metric") or "", "")
         if metric in wanted:
             properties = event["attributes"].get("event_properties") or {}
             shown.append(

@@ -87,9 +87,9 @@ def _owed_events(now: datetime) -> tuple:
 
 def due_events(workspace_id: str) -> int:
     """How many events the workspace owes Klaviyo that the bulk sender may send now."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).where(Delivery.workspace_id == workspace_id, *_owed_events(utcnow()))
-    )
+    ).scalar_one()
 
 
 def owns_events(workspace: Workspace) -> bool:
@@ -131,6 +131,7 @@ def workspaces_in_backlog() -> list[str]:
     found = []
     for workspace_id, count in rows:
         workspace = db.session.get(Workspace, workspace_id)
+        assert workspace is not None  # the query above joined it
         if count > int(workspace.setting("bulk_threshold")):
             found.append(workspace_id)
     return found
@@ -239,7 +240,7 @@ def _prepare(
             continue
         try:
             inline = fact.customer if fact.customer is not None and fact.customer.identifiable else None
-            customer = inline or known.get(row.customer_id)
+            customer = inline or known.get(row.customer_id or "")
             if customer is None or not customer.identifiable:
                 live.append(row)  # the helpdesk does not know them, or knows no email or phone: wait live
                 continue
@@ -356,7 +357,7 @@ def _send(
                     row.next_attempt_at = utcnow() + timedelta(seconds=attempt.retry_in)
             outcomes.note_outage(account)
             outcome.retry_in = current_app.config["RETRY_BASE_SECONDS"]
-        case send.KeyRefused() as refused:
-            outcomes.key_refused(workspace, refused)
+        case send.KeyRefused() as key_refusal:
+            outcomes.key_refused(workspace, key_refusal)
             _release(rows)
     return True

@@ -121,9 +121,9 @@ def store_fetched_customer(
                 db.session.add(row)
             return row
         except IntegrityError:
-            row = db.session.scalar(
+            row = db.session.execute(
                 select(Customer).filter_by(workspace_id=workspace_id, helpdesk_id=customer_id)
-            )
+            ).scalar_one()
     for name, value in values.items():
         setattr(row, name, value)
     db.session.flush()
@@ -136,16 +136,16 @@ def look_up_customers(workspace: Workspace, customer_ids: list[str]) -> dict[str
     A customer the helpdesk does not know is kept as fetched without values (None in the answer), so
     the live path waits for their identity instead of asking again at once.
     """
-    helpdesk = workspace.helpdesk_info()
+    fetch_customer = workspace.helpdesk_info().fetch_customer
     api_key, base_url = workspace.helpdesk_key, workspace.helpdesk_api_url()
-    if helpdesk.fetch_customer is None or not api_key or not base_url or not customer_ids:
+    if fetch_customer is None or not api_key or not base_url or not customer_ids:
         return {}
     session = helpdesk_session()
 
     def fetch(customer_id: str) -> CustomerFact | None:
         for attempt in range(3):
             try:
-                return helpdesk.fetch_customer(base_url, api_key, customer_id, session, 10.0)
+                return fetch_customer(base_url, api_key, customer_id, session, 10.0)
             except helpdesks.HelpdeskUnavailable:
                 if attempt == 2:
                     raise

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from app import helpdesks, klaviyo, logs, metrics
 from app.extensions import db
@@ -29,15 +31,18 @@ def claim(delivery_id: int) -> bool:
     """Take a lease on an open, due delivery so that no other worker sends it at the same time."""
     now = utcnow()
     lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
-    result = db.session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.status.in_(DeliveryStatus.OPEN),
-            Delivery.next_attempt_at <= now + timedelta(seconds=1),
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-        )
-        .values(lease_until=now + lease, attempts=Delivery.attempts + 1)
+    result = cast(  # an UPDATE's result: it has a row count
+        "CursorResult[Any]",
+        db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status.in_(DeliveryStatus.OPEN),
+                Delivery.next_attempt_at <= now + timedelta(seconds=1),
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            )
+            .values(lease_until=now + lease, attempts=Delivery.attempts + 1)
+        ),
     )
     db.session.commit()
     return result.rowcount == 1
@@ -48,7 +53,10 @@ def deliver(delivery_id: int) -> Attempt | None:
     if not claim(delivery_id):
         return None
     delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:  # deleted with its workspace since the claim: nothing is owed any more
+        return None
     workspace = db.session.get(Workspace, delivery.workspace_id)
+    assert workspace is not None  # a delivery goes when its workspace does (foreign key, cascade)
     logs.bind_workspace(workspace.id)
     bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
     if bulk_owns and not workspace.paused_reason and backlog.owns_events(workspace):
@@ -65,6 +73,8 @@ def deliver(delivery_id: int) -> Attempt | None:
         log.exception("delivery %s: unexpected error", delivery_id)
         db.session.rollback()
         delivery = db.session.get(Delivery, delivery_id)
+        if delivery is None:
+            return None
         delivery.last_error = f"Unexpected error in the worker ({type(error).__name__}); retrying."
         attempt = outcomes.backoff(workspace, delivery, delivery.age_seconds())
     delivery.status = attempt.status
@@ -75,6 +85,7 @@ def deliver(delivery_id: int) -> Attempt | None:
         delivery.delivered_at = utcnow()
         delivery.last_error = attempt.note
         if delivery.kind == Kind.CONVERSATION_CREATED.value:  # an agent is about to open this customer's card
+            assert delivery.request_body is not None  # _send stored the body it delivered
             profile = mapping.profile_attributes(delivery.request_body)
             kind, value = (
                 ("email", profile["email"]) if "email" in profile else ("phone", profile["phone_number"])
@@ -135,7 +146,7 @@ def _send(
     path: str,
     body: dict,
     age: float,
-    left_out: list[str] = (),
+    left_out: Sequence[str] = (),
     missing: str | None = None,
 ) -> Attempt:
     """Send one write; `left_out` (values the mapping kept back) and `missing` (what the conversation
@@ -158,14 +169,14 @@ def _send(
         delivery.request_body = body
         outcome = send.send(client, limiter, account, "POST", path, body)
     match outcome:
-        case send.Throttled(seconds=wait, error=None):
-            delivery.attempts -= 1  # waiting for our share of the account's quota is not a failed try
-            return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
-        case send.Throttled(seconds=wait, error=error):
+        case send.Throttled(seconds=wait, error=klaviyo.RateLimited() as error):
             outcomes.record_response(delivery, error)
             if age >= workspace.setting("max_age_seconds"):
                 return outcomes.backoff(workspace, delivery, age)
             return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 1))
+        case send.Throttled(seconds=wait):
+            delivery.attempts -= 1  # no 429: waiting for our share of the quota is not a failed try
+            return Attempt(DeliveryStatus.PENDING, wait + random.uniform(0, 0.25))
         case send.Retryable(error=error):
             outcomes.record_response(delivery, error)
             outcomes.note_outage(account)

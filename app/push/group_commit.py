@@ -125,8 +125,10 @@ class _HostTurn:
             self._fd = os.open(f"{database}-intake.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._closing = weakref.finalize(self, os.close, self._fd)
             self._owner = (os.getpid(), database)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fd = self._fd
+        assert fd is not None  # opened with the owner above
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)

@@ -124,11 +124,12 @@ def _delivery_rows(
     """The outbox rows a newly received webhook owes; its customer is stored on the way."""
     rows = []
     for fact in webhook.facts:
-        if fact.kind is Kind.CUSTOMER_UPSERTED and fact.customer is not None:
+        customer = fact.customer
+        if fact.kind is Kind.CUSTOMER_UPSERTED and customer is not None:
             # each customer webhook is its own profile write; only a resend of it is a duplicate
             fact = dataclasses.replace(fact, discriminator=webhook.event_id)
-            if store_customer(workspace.id, fact.customer):
-                recorded.released_ids.extend(_release_waiting(workspace.id, fact.customer.helpdesk_id))
+            if store_customer(workspace.id, customer):
+                recorded.released_ids.extend(_release_waiting(workspace.id, customer.helpdesk_id))
         if not workspace.sends(fact.kind.value):
             continue  # the admin switched this kind of event off
         rows.append(

@@ -8,6 +8,8 @@ import logging
 import math
 import re
 import time
+from collections.abc import Mapping
+from typing import cast
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -79,11 +81,11 @@ def receive(helpdesk_name: str, workspace_id: str) -> Response | tuple[Response,
         return json_error(400, "invalid_json", f"The body is not valid JSON: {error}.")
     if not isinstance(payload, dict):
         return json_error(400, "invalid_payload", "The body must be a JSON object.")
-    if helpdesk.handshake is not None and (answer := helpdesk.handshake(payload, request.headers)):
+    if helpdesk.handshake is not None and (answer := helpdesk.handshake(payload, _headers())):
         return jsonify(answer)  # a set-up check, verified like any webhook; nothing is stored
     try:
         _refuse_bad_text(payload, "")
-        webhook = helpdesk.parse(payload, request.headers)
+        webhook = helpdesk.parse(payload, _headers())
         _check_ids(webhook)
     except PayloadError as error:
         return json_error(400, "invalid_payload", str(error))
@@ -118,7 +120,13 @@ def _verify(helpdesk: helpdesks.Helpdesk, workspace: workspaces.IntakeWorkspace,
     if workspace.secret_header and workspace.secret_header in request.headers:
         verify_shared_secret(request.headers.get(workspace.secret_header), workspace.secrets)
     else:
-        helpdesk.verify(body, request.headers, workspace.secrets)
+        helpdesk.verify(body, _headers(), workspace.secrets)
+
+
+def _headers() -> Mapping[str, str]:
+    """The request's headers as the helpdesk modules read them: by name, case-insensitively."""
+    # werkzeug's Headers answers get() and [] by name as a Mapping does, but does not declare itself one
+    return cast("Mapping[str, str]", request.headers)
 
 
 def parse_json(body: bytes) -> object:
