@@ -49,7 +49,7 @@ def test_a_merchant_connects_klaviyo_in_the_browser(tmp_path: Path, make_app, kl
     )
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.webhook_secret = "acme-webhook-secret-0123456789"

@@ -52,7 +52,7 @@ def app(tmp_path: Path, make_app, klaviyo, redis_url):
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.webhook_secret = "acme-webhook-secret-0123456789"
@@ -213,7 +213,7 @@ def test_a_grant_revoked_at_klaviyo_pauses_the_workspace_asking_to_reconnect(adm
             client, app.extensions["limiter"], client.account, "POST", "/api/events", _event("a@b.co")
         )
         assert isinstance(outcome, send.KeyRefused)
-        outcomes.key_refused(workspace, outcome.error)
+        outcomes.key_refused(workspace, outcome)
         db.session.commit()
     page = admin.get(f"/admin/workspaces/{workspace_id(app)}").get_data(as_text=True)
     assert "reconnect Klaviyo" in page
@@ -276,7 +276,7 @@ def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
     app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": "x"})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD)))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
         workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
         workspace.klaviyo_key = SANDBOX_KEY
         workspace.webhook_secret = "acme-webhook-secret-0123456789"
