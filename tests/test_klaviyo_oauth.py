@@ -415,3 +415,15 @@ def test_the_card_of_a_workspace_not_yet_connected_says_so_calmly(admin, app, kl
     assert card.notice == (
         "Klaviyo is not connected to this workspace yet. An admin can connect it on the workspace page."
     )
+
+
+def test_testing_the_connection_of_a_workspace_not_yet_connected_says_to_connect(admin, app, klaviyo):
+    wid = keyless(app)
+    page = f"/admin/workspaces/{wid}"
+    answer = admin.post(f"{page}/test-connection", data={"csrf_token": token(admin, page)})
+    assert answer.status_code == 200
+    assert (
+        "Klaviyo is not connected: this workspace has neither a private key nor the app's access. "
+        "Connect Klaviyo, or give the workspace a private key."
+    ) in text_of(answer)
+    assert requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["requests"] == 0
