@@ -69,7 +69,11 @@ def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, ob
 @click.option(
     "--helpdesk", type=click.Choice(sorted(helpdesks.HELPDESKS)), default="kustomer", show_default=True
 )
-@click.option("--klaviyo-key", required=True, help="A Klaviyo private API key (pk_...).")
+@click.option(
+    "--klaviyo-key",
+    default=None,
+    help="A Klaviyo private API key (pk_...); leave it out to connect Klaviyo with OAuth on the admin page.",
+)
 @click.option("--helpdesk-key", default=None, help="The helpdesk's API key, to look customers up.")
 @click.option(
     "--webhook-secret", default=None, help="The secret the helpdesk signs with; made for you if absent."
@@ -86,7 +90,7 @@ def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, ob
 def create_workspace(
     name: str,
     helpdesk: str,
-    klaviyo_key: str,
+    klaviyo_key: str | None,
     helpdesk_key: str | None,
     webhook_secret: str | None,
     secret_header: str | None,
@@ -94,7 +98,11 @@ def create_workspace(
     api_url: str | None,
 ) -> None:
     """Create a workspace and print it as JSON, with its webhook URL and secret."""
-    if not klaviyo_key.startswith("pk_"):
+    if klaviyo_key is None and not current_app.config.get("KLAVIYO_CLIENT_ID"):
+        raise click.UsageError(
+            "give --klaviyo-key: without KLAVIYO_CLIENT_ID this deployment cannot connect Klaviyo with OAuth"
+        )
+    if klaviyo_key is not None and not klaviyo_key.startswith("pk_"):
         raise click.BadParameter("a Klaviyo private key starts with pk_", param_hint="--klaviyo-key")
     if subdomain and not SUBDOMAIN.match(subdomain):
         raise click.BadParameter("letters, digits and - only, as in acme", param_hint="--subdomain")

@@ -92,7 +92,7 @@ class Workspace(Model):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     name: Mapped[str] = mapped_column(String(200))
     helpdesk: Mapped[str] = mapped_column(String(40))
-    klaviyo_key_encrypted: Mapped[str] = mapped_column(Text)
+    klaviyo_key_encrypted: Mapped[str | None] = mapped_column(Text)  # None: connected with OAuth only
     helpdesk_key_encrypted: Mapped[str | None] = mapped_column(Text)
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)
     secret_header: Mapped[str | None] = mapped_column(String(100))
@@ -107,12 +107,12 @@ class Workspace(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
-    def klaviyo_key(self) -> str:
-        return secret_box().decrypt(self.klaviyo_key_encrypted)
+    def klaviyo_key(self) -> str | None:
+        return secret_box().decrypt(self.klaviyo_key_encrypted) if self.klaviyo_key_encrypted else None
 
     @klaviyo_key.setter
-    def klaviyo_key(self, value: str) -> None:
-        self.klaviyo_key_encrypted = secret_box().encrypt(value)
+    def klaviyo_key(self, value: str | None) -> None:
+        self.klaviyo_key_encrypted = secret_box().encrypt(value) if value else None
 
     @property
     def helpdesk_key(self) -> str | None:

@@ -169,6 +169,12 @@ class Service:
 
 
 @pytest.fixture
+def service_env() -> dict[str, str]:
+    """More settings for the service under test (a module overrides this fixture to add its own)."""
+    return {}
+
+
+@pytest.fixture
 def service(
     database_url: str,
     redis_url: str,
@@ -176,6 +182,7 @@ def service(
     kustomer: ServerThread,
     tmp_path: Path,
     make_app: AppFactory,
+    service_env: dict[str, str],
 ) -> Iterator[Service]:
     """A migrated database, an empty Redis, both sandboxes and the app; `service.start` runs workers.
 
@@ -194,6 +201,7 @@ def service(
             "REQUEUE_AFTER_SECONDS": "3",
             "REQUEUE_INTERVAL_SECONDS": "1",
             "RETRY_BASE_SECONDS": "0.5",
+            **service_env,
         },
         INSTANCE_PATH=tmp_path / "instance",
     )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from app.facts import Customer, Fact, Kind, MappingSettings
-from app.klaviyo import mapping
+from app.klaviyo import mapping, oauth
 from app.klaviyo.client import KlaviyoClient, KlaviyoError
 from tests.conftest import REVISION, SANDBOX_KEY
-from tests.contract import RecordingSession, spec_path
+from tests.contract import ROOT, RecordingSession, spec_path
 
 NOTES = spec_path().with_name("NOTES.md")
 WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -276,3 +278,118 @@ def test_the_connection_test_sends_only_valid_requests(klaviyo, klaviyo_contract
     for kind in ("events", "profiles"):
         written = requests.get(f"{klaviyo.url}/sandbox/{kind}", timeout=5).json()[kind]
         assert written == [], f"the write probes must not write {kind}"
+
+
+# --- OAuth: bearer calls validate against the spec; the token endpoints (not in the spec) against the docs
+
+OAUTH_DOC = ROOT / "docs" / "vendors" / "klaviyo-oauth.md"
+CLIENT_ID, CLIENT_SECRET = "contract-client", "contract-client-secret"
+REDIRECT = "http://127.0.0.1:9/klaviyo/oauth/callback"
+# what each token endpoint request carries, as docs/vendors/klaviyo-oauth.md documents it
+TOKEN_FORMS = {
+    "authorization_code": {"grant_type", "code", "code_verifier", "redirect_uri"},
+    "refresh_token": {"grant_type", "refresh_token"},
+}
+REVOKE_FORM = {"token", "token_type_hint"}
+AUTHORIZE_QUERY = {
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge_method",
+    "code_challenge",
+}
+
+
+class Refreshing:
+    """A `BearerToken` that refreshes through the app, as a stored grant does."""
+
+    account = "contract"
+
+    def __init__(self, app: oauth.OAuthApp, tokens: oauth.Tokens) -> None:
+        self.app, self.tokens = app, tokens
+
+    def current(self) -> str:
+        return self.tokens.access_token
+
+    def refresh(self, stale: str) -> str:
+        self.tokens = self.app.refresh(self.tokens.refresh_token)
+        return self.tokens.access_token
+
+
+def installed(klaviyo) -> tuple[oauth.OAuthApp, oauth.Tokens, RecordingSession, str]:
+    """Our app installed on the sandbox's account as a merchant installs it: the app (recording its
+    token endpoint requests), the tokens, and the authorize URL it sent the merchant to."""
+    requests.post(
+        f"{klaviyo.url}/sandbox/oauth/clients",
+        json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [REDIRECT]},
+        timeout=5,
+    ).raise_for_status()
+    verifier = oauth.new_verifier()
+    authorize = oauth.authorize_url(f"{klaviyo.url}/oauth/authorize", CLIENT_ID, REDIRECT, "s1", verifier)
+    query = {name: values[0] for name, values in parse_qs(urlsplit(authorize).query).items()}
+    answer = requests.post(
+        f"{klaviyo.url}/oauth/authorize",
+        data={**query, "account": SANDBOX_KEY, "decision": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    session = RecordingSession()
+    app = oauth.OAuthApp(klaviyo.url, CLIENT_ID, CLIENT_SECRET, session)
+    return app, app.exchange_code(code, verifier, REDIRECT), session, authorize
+
+
+def test_every_request_sent_with_the_apps_bearer_token_is_valid(klaviyo, klaviyo_contract):
+    app, tokens, _, _ = installed(klaviyo)
+    session, bearer = RecordingSession(), Refreshing(app, tokens)
+    client = KlaviyoClient(klaviyo.url, bearer, session)
+    settings = MappingSettings()
+    bodies = [mapping.event_body(fact, CUSTOMER, settings, "ws-1") for fact in facts()]
+    client.create_event(bodies[0])
+    client.import_profile(mapping.profile_body(CUSTOMER, settings))
+    client.bulk_create_events(mapping.bulk_events_body(bodies, backfill=True))
+    client.get_accounts()
+    [profile] = client.get_profiles(
+        'equals(email,"ada@example.com")', ["subscriptions", "predictive_analytics"]
+    )
+    client.get(f"/api/profiles/{profile['id']}/lists")
+    client.get(f"/api/profiles/{profile['id']}/segments")
+    client.get("/api/events", {"filter": f'equals(profile_id,"{profile["id"]}")', "sort": "-datetime"})
+    requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
+    client.create_event(bodies[1])  # 401, a refresh, the same request again with the new token
+    assert len(session.sent) == 10
+    for request in session.sent:
+        assert request.headers["Authorization"].startswith("Bearer ")
+        klaviyo_contract.validate(request)
+    assert session.sent[-2].headers["Authorization"] == f"Bearer {tokens.access_token}"
+    assert session.sent[-1].headers["Authorization"] == f"Bearer {bearer.tokens.access_token}"
+    assert session.sent[-1].body == session.sent[-2].body
+
+
+def test_the_oauth_requests_carry_the_documented_parameters_and_nothing_else(klaviyo):
+    app, tokens, session, authorize = installed(klaviyo)
+    refreshed = app.refresh(tokens.refresh_token)
+    app.revoke(refreshed.refresh_token)
+    documented = OAUTH_DOC.read_text()
+    assert set(parse_qs(urlsplit(authorize).query)) == AUTHORIZE_QUERY
+    assert all(f"{name}=" in documented for name in AUTHORIZE_QUERY)
+    assert oauth.AUTHORIZE_URL == "https://www.klaviyo.com/oauth/authorize"
+    assert oauth.TOKEN_BASE_URL == "https://a.klaviyo.com"  # token traffic through www is blocked
+    exchange, refresh, revoke = session.sent
+    basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    for request, path in ((exchange, "/oauth/token"), (refresh, "/oauth/token"), (revoke, "/oauth/revoke")):
+        assert (request.method, urlsplit(request.url).path) == ("POST", path)
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        assert request.headers["Authorization"] == basic
+    forms = [parse_qs(request.body, strict_parsing=True) for request in session.sent]
+    assert all(len(values) == 1 for form in forms for values in form.values())
+    assert set(forms[0]) == TOKEN_FORMS["authorization_code"]
+    assert forms[0]["grant_type"] == ["authorization_code"]
+    assert set(forms[1]) == TOKEN_FORMS["refresh_token"]
+    assert forms[1] == {"grant_type": ["refresh_token"], "refresh_token": [tokens.refresh_token]}
+    assert set(forms[2]) == REVOKE_FORM
+    assert forms[2] == {"token": [refreshed.refresh_token], "token_type_hint": ["refresh_token"]}
+    for name in set().union(*TOKEN_FORMS.values(), REVOKE_FORM):
+        assert name in documented, f"{name} is not documented in {OAUTH_DOC.name}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -13,13 +14,14 @@ from flask_migrate import upgrade
 from redis import Redis
 
 from app import MIGRATIONS
+from app.admin import klaviyo_oauth
 from app.extensions import db
-from app.klaviyo import oauth
+from app.klaviyo import oauth, ratelimit, send
 from app.klaviyo.credentials import GrantToken, klaviyo_client_for
-from app.models import KlaviyoGrant, User, Workspace, hash_password
+from app.models import DeliveryStatus, KlaviyoGrant, User, Workspace, hash_password
 from sandbox.klaviyo import oauth as sandbox_oauth
 from tests.conftest import SANDBOX_KEY
-from tests.test_admin import ADMIN, PASSWORD, sign_in, token
+from tests.test_admin import ADMIN, PASSWORD, post, settings_form, sign_in, text_of, token
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 CALLBACK = f"{PUBLIC_URL}/admin/klaviyo/oauth/callback"
@@ -203,7 +205,6 @@ def test_a_grant_revoked_at_klaviyo_pauses_the_workspace_asking_to_reconnect(adm
     connect(admin, app, klaviyo)
     requests.post(f"{klaviyo.url}/sandbox/oauth/revoke-all", timeout=5).raise_for_status()
     requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
-    from app.klaviyo import send
     from app.push import outcomes
 
     with app.app_context():
@@ -286,3 +287,143 @@ def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
     client = app.test_client()
     sign_in(client)
     assert "Connect Klaviyo" not in client.get(f"/admin/workspaces/{wid}").get_data(as_text=True)
+
+
+def test_the_state_and_verifier_stay_on_the_server_for_ten_minutes_and_go_once_used(admin, app, klaviyo):
+    query = start(admin, app)
+    with admin.session_transaction() as cookie_session:
+        flow = cookie_session[klaviyo_oauth.PENDING]
+    assert query["state"] not in str(dict(cookie_session))
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    key = f"klaviyo-oauth-flow:{flow}"
+    assert 590 <= redis.ttl(key) <= 600
+    stored = redis.get(key).decode()
+    assert query["state"] in stored
+    assert oauth.challenge(json.loads(stored)["verifier"]) == query["code_challenge"]
+    answer = admin.get("/admin/klaviyo/oauth/callback", query_string=approve(klaviyo, query))
+    assert answer.status_code == 302
+    assert not redis.exists(key)
+
+
+def test_a_flow_that_expired_on_the_server_connects_nothing(admin, app, klaviyo):
+    query = start(admin, app)
+    back = approve(klaviyo, query)
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    redis.delete(*redis.keys("klaviyo-oauth-flow:*"))  # what 10 minutes without an answer do
+    answer = admin.get("/admin/klaviyo/oauth/callback", query_string=back)
+    assert answer.status_code == 400
+    assert "Klaviyo was not connected" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(KlaviyoGrant).count() == 0
+
+
+def test_the_resend_after_a_refresh_takes_a_rate_limiter_slot_of_its_own(admin, app, klaviyo):
+    connect(admin, app, klaviyo)
+    now = [1_000_000.0]
+    # one slot a second and a minute: the first try takes it, the resend after the refresh must wait
+    limiter = ratelimit.Limiter(app.extensions["limiter"].redis, fraction=0.0001, clock=lambda: now[0])
+    requests.post(f"{klaviyo.url}/sandbox/oauth/expire", timeout=5).raise_for_status()
+    with app.app_context():
+        client = klaviyo_client_for(db.session.get(Workspace, workspace_id(app)), limiter=limiter)
+        first = send.send(client, limiter, client.account, "POST", "/api/events", _event("ada@example.com"))
+        assert first == send.Throttled(first.seconds)  # our own limit: no error, nothing refused
+        assert first.seconds >= 1
+        assert requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"] == []
+        now[0] += 61
+        again = send.send(client, limiter, client.account, "POST", "/api/events", _event("ada@example.com"))
+        assert isinstance(again, send.Sent)
+    assert oauth_stats(klaviyo)["counts"] == {"authorization_code": 1, "refresh_token": 1}
+    events = requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
+    assert [e["email"] for e in events] == ["ada@example.com"]
+
+
+def keyless(app) -> str:
+    """A workspace made without a private key, as an OAuth-only deployment makes them."""
+    with app.app_context():
+        db.session.query(KlaviyoGrant).delete()
+        workspace = db.session.get(Workspace, workspace_id(app))
+        workspace.klaviyo_key = None
+        db.session.commit()
+        return workspace.id
+
+
+def test_workspace_create_needs_no_key_where_klaviyo_oauth_is_set_up(app, make_app, tmp_path):
+    created = app.test_cli_runner().invoke(args=["workspace", "create", "--name", "Beta"])
+    assert created.exit_code == 0, created.output
+    with app.app_context():
+        beta = db.session.get(Workspace, json.loads(created.output)["id"])
+        assert beta.klaviyo_key is None
+    plain = make_app({"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": "oauth-tests"})
+    refused = plain.test_cli_runner().invoke(args=["workspace", "create", "--name", "Gamma"])
+    assert refused.exit_code != 0
+    assert "give --klaviyo-key" in refused.output
+
+
+def test_the_new_workspace_form_takes_no_key_and_asks_to_connect_klaviyo(admin, app, klaviyo):
+    page = "/admin/workspaces/new"
+    answer = post(admin, page, settings_form(name="Beta"), page=page, follow_redirects=True)
+    text = text_of(answer)
+    assert answer.status_code == 200, text
+    assert "Created Beta. Connect Klaviyo here" in text
+    assert "Klaviyo is not connected yet: nothing is sent until you connect Klaviyo" in text
+    assert "Connect Klaviyo Sends you to Klaviyo to approve this app" in text
+    with app.app_context():
+        beta = db.session.scalars(db.select(Workspace).filter_by(name="Beta")).one()
+        assert beta.klaviyo_key is None
+
+
+def test_without_klaviyo_oauth_a_new_workspace_still_needs_its_key(make_app, tmp_path):
+    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": "x"})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
+        db.session.commit()
+    admin = app.test_client()
+    sign_in(admin)
+    page = "/admin/workspaces/new"
+    answer = post(admin, page, settings_form(name="Beta"), page=page)
+    assert answer.status_code == 400
+    assert "A new workspace needs its Klaviyo private API key." in text_of(answer)
+
+
+def test_deliveries_without_key_or_grant_pause_until_klaviyo_is_connected(admin, app, klaviyo):
+    from tests.test_delivery import conversation, settle
+
+    wid = keyless(app)
+    with app.app_context():
+        delivery_id = conversation()
+        _, row = settle(delivery_id)
+        assert row.status == DeliveryStatus.PENDING
+        assert "connect Klaviyo on the workspace page" in db.session.get(Workspace, wid).paused_reason
+    page = admin.get(f"/admin/workspaces/{wid}").get_data(as_text=True)
+    assert "connect Klaviyo on the workspace page" in page
+    connect(admin, app, klaviyo)
+    with app.app_context():
+        assert db.session.get(Workspace, wid).paused_reason is None
+        _, row = settle(delivery_id)
+        assert row.status == DeliveryStatus.DELIVERED
+    assert oauth_stats(klaviyo)["counts"] == {"authorization_code": 1}
+
+
+def test_the_card_of_a_workspace_not_yet_connected_says_so_calmly(admin, app, klaviyo):
+    from app.card import cache
+
+    wid = keyless(app)
+    with app.app_context():
+        card = cache.get(db.session.get(Workspace, wid), "email", "ada@example.com")
+    assert card.data is None
+    assert card.notice == (
+        "Klaviyo is not connected to this workspace yet. An admin can connect it on the workspace page."
+    )
+
+
+def test_testing_the_connection_of_a_workspace_not_yet_connected_says_to_connect(admin, app, klaviyo):
+    wid = keyless(app)
+    page = f"/admin/workspaces/{wid}"
+    answer = admin.post(f"{page}/test-connection", data={"csrf_token": token(admin, page)})
+    assert answer.status_code == 200
+    assert (
+        "Klaviyo is not connected: this workspace has neither a private key nor the app's access. "
+        "Connect Klaviyo, or give the workspace a private key."
+    ) in text_of(answer)
+    assert requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["requests"] == 0

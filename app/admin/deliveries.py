@@ -21,7 +21,7 @@ from app.crypto import mask
 from app.extensions import db, redis_client
 from app.facts import Kind
 from app.klaviyo import mapping
-from app.models import Customer, Delivery, DeliveryStatus, Role, Workspace, utcnow
+from app.models import Customer, Delivery, DeliveryStatus, KlaviyoGrant, Role, Workspace, utcnow
 from app.push import backlog, delivery, publisher
 
 PAGE_SIZE = 50
@@ -177,7 +177,11 @@ def delivery_detail(workspace_id: str, delivery_id: int) -> str:
     row = _load_delivery(workspace, delivery_id)
     path = delivery.klaviyo_path(Kind(row.kind))
     headers = {
-        "Authorization": f"Klaviyo-API-Key {mask(workspace.klaviyo_key)}",
+        "Authorization": (
+            "Bearer (the app's access token)"
+            if db.session.get(KlaviyoGrant, workspace.id) is not None
+            else f"Klaviyo-API-Key {mask(workspace.klaviyo_key)}"
+        ),
         "revision": klaviyo.REVISION,
         "Content-Type": klaviyo.JSON_API,
     }

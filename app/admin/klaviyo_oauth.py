@@ -2,32 +2,39 @@
 
 Klaviyo, "Make API calls using OAuth": the merchant approves at the authorize URL and Klaviyo
 redirects back to our one registered redirect URI with `code` and `state` (or `error`). The state
-and the PKCE verifier live in the signed-in admin's session, bound to that admin and workspace, and
-are used once. A callback that does not match, or that Klaviyo's token endpoint refuses, shows a
-page saying so and changes nothing.
+and the PKCE verifier stay on the server, in Redis, as Klaviyo recommends for production; the
+admin's session holds only a random id naming them. They are bound to that admin and workspace,
+expire after 10 minutes and are deleted when read, so each is used once. A callback that does not
+match, or that Klaviyo's token endpoint refuses, shows a page saying so and changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from app import klaviyo
 from app.admin import bp
 from app.admin.forms import ButtonForm
 from app.admin.workspaces import load
-from app.extensions import db, http_session
-from app.klaviyo import oauth
+from app.extensions import db, http_session, redis_client
+from app.klaviyo import oauth, send
 from app.klaviyo.credentials import oauth_app, store_tokens
 from app.models import KlaviyoGrant, Workspace, utcnow
 from app.push import delivery, outcomes, publisher
 
 log = logging.getLogger(__name__)
-PENDING = "klaviyo_oauth"  # the session key of the one flow this admin has under way
+PENDING = "klaviyo_oauth"  # the session key naming the one flow this admin has under way
+PENDING_SECONDS = 600  # how long a started flow can be finished
+DISCONNECTED = "Klaviyo was disconnected; the private key is used when sending resumes."
+# pauses that connecting Klaviyo ends: a refused credential, none at all, a disconnected grant
+CREDENTIAL_PAUSES = ("Klaviyo refused", send.NOT_CONNECTED, DISCONNECTED)
 
 
 @bp.app_context_processor
@@ -60,13 +67,24 @@ def connect_klaviyo(workspace_id: str) -> Response | tuple[str, int]:
         abort(400)
     if not oauth_enabled():
         return _page("Klaviyo OAuth is not set up", "Set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET.", 400)
-    state, verifier = secrets.token_urlsafe(32), oauth.new_verifier()
-    session[PENDING] = {
+    if not current_app.config.get("REDIS_URL"):
+        return _page("Klaviyo OAuth needs Redis", "Set REDIS_URL: a started connection is kept there.", 400)
+    state, verifier, flow = secrets.token_urlsafe(32), oauth.new_verifier(), secrets.token_urlsafe(32)
+    pending = {
         "state": state,
         "verifier": verifier,
         "workspace_id": workspace.id,
         "user_id": current_user.get_id(),
     }
+    try:
+        redis_client(current_app).set(_flow_key(flow), json.dumps(pending), ex=PENDING_SECONDS)
+    except RedisError as error:
+        return _page(
+            "Klaviyo was not connected",
+            f"Could not start: Redis is unavailable ({type(error).__name__}).",
+            503,
+        )
+    session[PENDING] = flow
     url = oauth.authorize_url(
         current_app.config["KLAVIYO_OAUTH_AUTHORIZE_URL"],
         current_app.config["KLAVIYO_CLIENT_ID"],
@@ -77,13 +95,29 @@ def connect_klaviyo(workspace_id: str) -> Response | tuple[str, int]:
     return redirect(url)
 
 
+def _flow_key(flow: str) -> str:
+    return f"klaviyo-oauth-flow:{flow}"
+
+
+def _take_pending() -> dict[str, str]:
+    """The flow this admin's session names, deleted as it is read (a state is good for one answer)."""
+    flow = session.pop(PENDING, None)
+    if not isinstance(flow, str) or not current_app.config.get("REDIS_URL"):
+        return {}
+    try:
+        raw = redis_client(current_app).getdel(_flow_key(flow))
+    except RedisError as error:
+        log.warning("could not read a started Klaviyo connection (%s)", type(error).__name__)
+        return {}
+    return json.loads(raw) if raw else {}
+
+
 @bp.get("/klaviyo/oauth/callback")
 def klaviyo_oauth_callback() -> Response | tuple[str, int]:
-    pending = session.get(PENDING) or {}
     state = request.args.get("state", "")
+    pending = _take_pending()
     if not (
         pending
-        and state
         and secrets.compare_digest(state, pending.get("state", ""))
         and pending.get("user_id") == current_user.get_id()
     ):
@@ -93,7 +127,6 @@ def klaviyo_oauth_callback() -> Response | tuple[str, int]:
             "already used. Start again with Connect Klaviyo on the workspace page.",
             400,
         )
-    session.pop(PENDING)  # a state is good for one answer
     workspace = db.session.get(Workspace, pending["workspace_id"])
     if workspace is None:
         return _page("Klaviyo was not connected", "That workspace no longer exists.", 404)
@@ -142,7 +175,7 @@ def _keep(workspace: Workspace, tokens: oauth.Tokens, account: tuple[str, str | 
     grant.connected_by, grant.connected_at = current_user.email, utcnow()
     db.session.add(grant)
     resumed = []
-    if workspace.paused_reason and workspace.paused_reason.startswith("Klaviyo refused"):
+    if workspace.paused_reason and workspace.paused_reason.startswith(CREDENTIAL_PAUSES):
         resumed = delivery.resume(workspace)
     db.session.commit()
     publisher.enqueue(resumed)
@@ -176,8 +209,10 @@ def disconnect_klaviyo(workspace_id: str) -> Response:
         flash(f"Klaviyo could not be reached to revoke the app's access ({error}); try again.")
         return back
     db.session.delete(grant)
-    if workspace.paused_reason and outcomes.RECONNECT in workspace.paused_reason:
-        workspace.paused_reason = "Klaviyo was disconnected; the private key is used when sending resumes."
+    if workspace.klaviyo_key_encrypted is None:
+        outcomes.pause(workspace, send.NOT_CONNECTED)  # nothing left to send with
+    elif workspace.paused_reason and outcomes.RECONNECT in workspace.paused_reason:
+        workspace.paused_reason = DISCONNECTED
     db.session.commit()
     flash("Disconnected Klaviyo: the app's access is revoked and its tokens are forgotten.")
     return back

@@ -165,7 +165,8 @@ def new_workspace():
         for kind in EVENT_KINDS:
             getattr(form, f"send_{kind.value}").data = True
     if form.validate_on_submit():
-        if not form.klaviyo_key.data:
+        oauth = bool(current_app.config.get("KLAVIYO_CLIENT_ID"))
+        if not form.klaviyo_key.data and not oauth:
             form.klaviyo_key.errors = ["A new workspace needs its Klaviyo private API key."]
             return _settings_page(form, None, 400)
         workspace = Workspace(settings={})
@@ -174,7 +175,10 @@ def new_workspace():
             workspace.webhook_secret = new_webhook_secret(workspace.helpdesk)
         db.session.add(workspace)
         db.session.commit()
-        flash(f"Created {workspace.name}. Test the connection, then follow the set-up guide.")
+        if workspace.klaviyo_key_encrypted:
+            flash(f"Created {workspace.name}. Test the connection, then follow the set-up guide.")
+        else:
+            flash(f"Created {workspace.name}. Connect Klaviyo here, then follow the set-up guide.")
         return redirect(url_for("admin.edit_workspace", workspace_id=workspace.id))
     return _settings_page(form, None, 400 if form.is_submitted() else 200)
 

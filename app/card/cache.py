@@ -149,6 +149,10 @@ def _release(lock: str) -> None:
 def _notice(error: klaviyo.KlaviyoError) -> str:
     if isinstance(error, klaviyo.RateLimited):
         return "Klaviyo's rate limit for this account is used up for the moment. Try again in a minute."
+    if isinstance(error, klaviyo.NotConnected):
+        return (
+            "Klaviyo is not connected to this workspace yet. An admin can connect it on the workspace page."
+        )
     if isinstance(error, klaviyo.AuthError):
         return "Klaviyo refused this workspace's key. An admin needs to check it."
     return "Klaviyo is not answering right now. Try again in a minute."

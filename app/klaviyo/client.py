@@ -68,6 +68,10 @@ class DuplicateProfile(KlaviyoError):
         self.duplicate_profile_id = duplicate_profile_id
 
 
+class NotConnected(AuthError):
+    """The workspace has no Klaviyo credential at all: nothing was sent."""
+
+
 class InvalidRequest(KlaviyoError):
     """Another 4xx: Klaviyo refuses this request as it is; sending it again will not help."""
 
@@ -144,13 +148,14 @@ class KlaviyoClient:
 
     `credential` is a private key (`Klaviyo-API-Key`) or a `BearerToken` (`Authorization: Bearer`,
     Klaviyo's "Make API calls using OAuth"); a bearer call Klaviyo answers 401 is refreshed and sent
-    once more, and a second refusal raises as a refused key does.
+    once more, and a second refusal raises as a refused key does. None (a workspace waiting to be
+    connected) sends nothing: every call raises NotConnected.
     """
 
     def __init__(
         self,
         base_url: str,
-        credential: str | BearerToken,
+        credential: str | BearerToken | None,
         session: requests.Session | None = None,
         timeout: float = 10.0,
         limiter: Limiter | None = None,
@@ -169,6 +174,8 @@ class KlaviyoClient:
         """The rate limiter's name for this credential's quota."""
         if isinstance(self._credential, str):
             return account_key(self._credential)
+        if self._credential is None:
+            return "not-connected"  # never sent: a request without a credential raises first
         return self._credential.account
 
     def _headers(self, token: str | None) -> dict[str, str]:
@@ -180,15 +187,28 @@ class KlaviyoClient:
         }
 
     def request(
-        self, method: str, path: str, *, json: Any = None, params: dict | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        slot_taken: bool = False,
     ) -> requests.Response:
-        """Send one request; the 2xx response, else the matching KlaviyoError."""
+        """Send one request; the 2xx response, else the matching KlaviyoError.
+
+        With a limiter, every request sent takes a slot of its tier, the resend after a token refresh
+        too; `slot_taken` says the caller has already taken the first one (as `send.send` does). A
+        slot not free now raises RateLimited with no `status`: nothing reached Klaviyo.
+        """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         tier = tier_for(method, urlsplit(url).path, params)
-        if self.limiter is not None:
-            wait = self.limiter.acquire(self.account, tier)
-            if wait > 0:
-                raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
+        if self._credential is None:
+            raise NotConnected(
+                "Klaviyo is not connected: this workspace has neither a private key nor the app's access"
+            )
+        if not slot_taken:
+            self._take_slot(tier)
         bearer = None if isinstance(self._credential, str) else self._credential
         token = bearer.current() if bearer is not None else None
         try:
@@ -199,7 +219,16 @@ class KlaviyoClient:
             if bearer is None or token is None:
                 raise
             # An access token can expire or be replaced between our check and Klaviyo's: refresh once.
-            return self._send(method, url, tier, bearer.refresh(token), json, params)
+            fresh = bearer.refresh(token)
+            self._take_slot(tier)  # the resend is a request of its own against the account's quota
+            return self._send(method, url, tier, fresh, json, params)
+
+    def _take_slot(self, tier: str) -> None:
+        if self.limiter is None:
+            return
+        wait = self.limiter.acquire(self.account, tier)
+        if wait > 0:
+            raise RateLimited("this account's share of Klaviyo's rate limit is used up", retry_after=wait)
 
     def _send(
         self, method: str, url: str, tier: str, token: str | None, json: Any, params: dict | None

@@ -46,11 +46,13 @@ def oauth_app() -> oauth.OAuthApp:
 def klaviyo_client_for(
     workspace: Workspace, timeout: float = 10.0, limiter: Limiter | None = None
 ) -> KlaviyoClient:
-    """A client for the workspace's Klaviyo account, with its OAuth grant if it has one, else its key."""
+    """A client for the workspace's Klaviyo account, with its OAuth grant if it has one, else its key
+    (neither: a client whose every call raises NotConnected), metered by `limiter` or the app's."""
     grant = db.session.get(KlaviyoGrant, workspace.id)
-    credential: str | GrantToken = workspace.klaviyo_key
+    credential: str | GrantToken | None = workspace.klaviyo_key
     if grant is not None:
         credential = GrantToken(workspace.id, current_app.config["KLAVIYO_CLIENT_ID"], grant.account_id)
+    limiter = limiter or current_app.extensions.get("limiter")
     return KlaviyoClient(current_app.config["KLAVIYO_API_URL"], credential, http_session(), timeout, limiter)
 
 

@@ -86,6 +86,10 @@ def check_klaviyo(client: klaviyo.KlaviyoClient) -> KlaviyoConnection:
         except klaviyo.PermissionDenied:
             scopes.append(ScopeCheck(scope, False, "missing: Klaviyo answered 403"))
             continue
+        except klaviyo.NotConnected as error:
+            return KlaviyoConnection(
+                False, error=f"{error}. Connect Klaviyo, or give the workspace a private key."
+            )
         except klaviyo.AuthError as error:
             return KlaviyoConnection(False, error=f"Klaviyo refused the key ({error.status}): {error.detail}")
         except klaviyo.InvalidRequest as error:

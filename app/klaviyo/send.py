@@ -21,6 +21,7 @@ from app.klaviyo.client import (
     AuthError,
     KlaviyoClient,
     KlaviyoError,
+    NotConnected,
     PermissionDenied,
     RateLimited,
     ServerError,
@@ -29,6 +30,10 @@ from app.klaviyo.client import (
 from app.klaviyo.ratelimit import Limiter, tier_for
 
 BULK_PATH = "/api/event-bulk-create-jobs"
+NOT_CONNECTED = (
+    "Klaviyo is not connected yet: connect Klaviyo on the workspace page (or give it a private key), "
+    "and sending starts."
+)
 MAX_EVENTS = 1000  # events in one bulk create request (Klaviyo's limit)
 MAX_BYTES = 5 * 1024 * 1024 - 64 * 1024  # Klaviyo's 5 MB, less room for the envelope
 _POINTER = re.compile(r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?")
@@ -72,6 +77,8 @@ class KeyRefused:
                 f"The Klaviyo private key lacks a scope (403): this call needs {needed}; add it to the key "
                 f"in Klaviyo (Settings → API keys). Klaviyo said: {self.error.detail}"
             )
+        if isinstance(self.error, NotConnected):
+            return NOT_CONNECTED
         return f"Klaviyo refused the private key ({self.error.status}): {self.error.detail}"
 
 
@@ -124,8 +131,10 @@ def send(
     if wait > 0:
         return Throttled(wait)
     try:
-        return Sent(client.request(method, path, json=body))
+        return Sent(client.request(method, path, json=body, slot_taken=True))
     except RateLimited as error:
+        if error.status is None:  # our own limit, for the resend after a token refresh: nothing sent
+            return Throttled(error.retry_after)
         limiter.pause(account, tier, error.retry_after)
         return Throttled(error.retry_after, error)
     except (ServerError, TransportError) as error:
