@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     app.extensions["publisher"] = Publisher(celery)
 
     from app import admin, cli, errors, health, pages
+    from app.card import sidebars
     from app.card import views as card_views
     from app.push import webhooks
 
@@ -85,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     health.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(card_views.bp)
+    app.register_blueprint(sidebars.bp)
     admin.init_app(app)
     cli.init_app(app)
     return app

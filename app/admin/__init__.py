@@ -66,11 +66,13 @@ def init_app(app: Flask) -> None:
         members,
         workspaces,
     )
+    from app.card import sidebars
     from app.push import webhooks
 
     app.before_request(access.gate)  # before CSRFProtect reads the form
     csrf.init_app(app)
     csrf.exempt(webhooks.bp)  # helpdesks sign their webhooks; they cannot carry our CSRF token
+    csrf.exempt(sidebars.bp)  # Zendesk POSTs its app's iframe with its own signed JWT, not our token
     login_manager.init_app(app)
     app.register_blueprint(bp)
 
