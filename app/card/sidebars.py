@@ -58,9 +58,12 @@ def _check_ticket(workspace: Workspace, host: str) -> None:
         raise CardRefused(401, "expired", "This card has expired.")
 
 
-def _refused_page(refused: CardRefused) -> Response:
+def _refused_page(refused: CardRefused, workspace: Workspace | None = None) -> Response:
+    """The refusal, shown inside the helpdesk's sidebar when the workspace is known, so the agent reads it."""
     body = render_template("insight/refused.html", message=refused.message)
-    return pages.protect(Response(body, refused.status, content_type="text/html; charset=utf-8"))
+    ancestors = workspace.setting("card_frame_ancestors") if workspace else "'none'"
+    response = Response(body, refused.status, content_type="text/html; charset=utf-8")
+    return pages.protect(response, frame_ancestors=ancestors)
 
 
 def _page(workspace: Workspace, host: str, sdk_url: str, **extra: object) -> Response:
@@ -92,17 +95,19 @@ def zendesk_page(workspace_id: str) -> Response:
     """The Zendesk app's iframe, for a request Zendesk signed for this workspace's installation."""
     try:
         workspace = _workspace(workspace_id, "zendesk")
-        if request.method != "POST":
-            raise CardRefused(401, "unauthorized", "This card opens inside Zendesk, from the Klaviyo app.")
+    except CardRefused as refused:
+        return _refused_page(refused)
+    if request.method != "POST":
+        refused = CardRefused(401, "unauthorized", "This card opens inside Zendesk, from the Klaviyo app.")
+        return _refused_page(refused, workspace)
+    try:
         zendesk_app.verify(
             request.form.get("token", ""),
             workspace.setting("zendesk_app_public_key"),
             workspace.setting("zendesk_app_audience"),
         )
-    except CardRefused as refused:
-        return _refused_page(refused)
-    except zendesk_app.TokenRefused as refused:
-        return _refused_page(CardRefused(401, "bad_zendesk_token", str(refused)))
+    except zendesk_app.TokenRefused as error:
+        return _refused_page(CardRefused(401, "bad_zendesk_token", str(error)), workspace)
     # the page answers the POST itself: the ZAF SDK reads `origin` and `app_guid` from this URL's query
     return _page(workspace, "zendesk", current_app.config["ZENDESK_APP_SDK_URL"])
 
