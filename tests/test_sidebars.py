@@ -13,11 +13,12 @@ from flask import Flask
 
 from app.extensions import db
 from app.helpdesks import zendesk_app
-from app.models import Customer, Workspace
+from app.models import Customer, User, Workspace, hash_password
 from sandbox import front_host, zendesk_host
 from sandbox.serve import ServerThread
 from tests.conftest import SANDBOX_KEY
 from tests.npm import node_modules
+from tests.test_admin import sign_in
 from tests.test_card import app, klaviyo_calls, seed_ada  # noqa: F401  (the app fixture)
 
 
@@ -257,3 +258,25 @@ def test_the_zendesk_app_package_from_the_command_line(app, klaviyo, zendesk_des
         f"https://hooks.example.com/insight/{workspace_id}/zendesk"
     )
     assert en["app"]["name"] == manifest["name"]
+
+
+def test_the_workspace_page_offers_the_zendesk_app_as_a_download(app, klaviyo, zendesk_desk):  # noqa: F811
+    workspace_id = zendesk_workspace(app, zendesk_desk)
+    kustomer_id = add_workspace(app, "kustomer", {})
+    with app.app_context():
+        db.session.add(
+            User(email="owner@acme.example", password_hash=hash_password("a" * 12), is_operator=True)
+        )
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, "owner@acme.example", "a" * 12)
+    page = client.get(f"/admin/workspaces/{workspace_id}").get_data(as_text=True)
+    assert "Download the Zendesk app" in page
+    download = client.get(f"/admin/workspaces/{workspace_id}/zendesk-app.zip")
+    assert download.status_code == 200
+    assert "attachment" in download.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(download.data)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["author"]["email"] == "owner@acme.example"
+    assert documented_manifest_problems(manifest) == []
+    assert client.get(f"/admin/workspaces/{kustomer_id}/zendesk-app.zip").status_code == 404
