@@ -95,11 +95,11 @@ def zendesk_page(workspace_id: str) -> Response:
     """The Zendesk app's iframe, for a request Zendesk signed for this workspace's installation."""
     try:
         workspace = _workspace(workspace_id, "zendesk")
-    except CardRefused as refused:
-        return _refused_page(refused)
+    except CardRefused as unknown:
+        return _refused_page(unknown)
     if request.method != "POST":
-        refused = CardRefused(401, "unauthorized", "This card opens inside Zendesk, from the Klaviyo app.")
-        return _refused_page(refused, workspace)
+        unsigned = CardRefused(401, "unauthorized", "This card opens inside Zendesk, from the Klaviyo app.")
+        return _refused_page(unsigned, workspace)
     try:
         zendesk_app.verify(
             request.form.get("token", ""),
