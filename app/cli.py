@@ -280,19 +280,23 @@ def zendesk_app_package(workspace_id: str, output: str, author_email: str) -> No
     "--public-key", required=True, type=click.File("r"), help="The app's public_key.pem from Zendesk."
 )
 @click.option("--installation-id", required=True, help="The app's installation id in your Zendesk.")
-@click.option("--subdomain", default="", help="acme in acme.zendesk.com (default: the workspace's).")
-def zendesk_app_key(workspace_id: str, public_key, installation_id: str, subdomain: str) -> None:
+@click.option(
+    "--account-url", default="", help="https://acme.zendesk.com (default: the workspace's Zendesk API URL)."
+)
+def zendesk_app_key(workspace_id: str, public_key, installation_id: str, account_url: str) -> None:
     """Keep the installed app's public key and installation, which the app's signed requests must match."""
     from app.helpdesks import zendesk_app
 
     workspace = _workspace(workspace_id)
-    subdomain = subdomain or workspace.setting("subdomain")
-    if not SUBDOMAIN.match(subdomain or "") or not installation_id.isdigit():
-        raise click.ClickException("give the Zendesk subdomain (--subdomain) and a numeric installation id")
+    account_url = account_url or workspace.helpdesk_api_url() or ""
+    if not account_url.startswith(("https://", "http://")) or not installation_id.isdigit():
+        raise click.ClickException(
+            "give the Zendesk account URL (--account-url) and a numeric installation id"
+        )
     workspace.settings = {
         **(workspace.settings or {}),
         "zendesk_app_public_key": public_key.read(),
-        "zendesk_app_audience": zendesk_app.audience(subdomain, installation_id),
+        "zendesk_app_audience": zendesk_app.audience(account_url, installation_id),
     }
     db.session.commit()
     click.echo(workspace.settings["zendesk_app_audience"])

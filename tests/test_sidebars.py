@@ -56,6 +56,40 @@ def add_workspace(flask_app: Flask, helpdesk: str, settings: dict) -> str:
         return workspace.id
 
 
+def test_the_zendesk_app_key_and_front_plugin_secret_from_the_command_line(
+    app,  # noqa: F811
+    klaviyo,
+    zendesk_desk,
+    tmp_path,
+):
+    workspace_id = add_workspace(app, "zendesk", {"card_frame_ancestors": zendesk_desk.url})
+    key = tmp_path / "public_key.pem"
+    key.write_text(
+        requests.get(f"{zendesk_desk.url}/api/v2/apps/{zendesk_host.APP_ID}/public_key.pem", timeout=5).text
+    )
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "zendesk",
+            "app-key",
+            workspace_id,
+            "--public-key",
+            str(key),
+            "--installation-id",
+            zendesk_host.INSTALLATION_ID,
+            "--account-url",
+            zendesk_desk.url,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    response = app.test_client().post(f"/insight/{workspace_id}/zendesk", data=signed_form(zendesk_desk))
+    assert response.status_code == 200
+    front_id = add_workspace(app, "front", {})
+    result = runner.invoke(args=["front", "plugin-secret", front_id, "s3cret"])
+    assert result.exit_code == 0, result.output
+    assert app.test_client().get(f"/insight/{front_id}/front?auth_secret=s3cret").status_code == 200
+
+
 def zendesk_workspace(flask_app: Flask, desk: ServerThread) -> str:
     return add_workspace(
         flask_app,
@@ -143,7 +177,7 @@ def test_a_zendesk_page_without_a_jwt_or_for_another_installation_is_refused(app
     with app.app_context():
         db.session.get(Workspace, workspace_id).settings = {
             **db.session.get(Workspace, workspace_id).settings,
-            "zendesk_app_audience": zendesk_app.audience("other", "1"),
+            "zendesk_app_audience": zendesk_app.audience("https://other.zendesk.com", "1"),
         }
         db.session.commit()
     assert client.post(f"/insight/{workspace_id}/zendesk", data=signed_form(zendesk_desk)).status_code == 401

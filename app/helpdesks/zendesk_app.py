@@ -29,9 +29,9 @@ class TokenRefused(ValueError):
     """Zendesk's JWT is missing, forged, expired or meant for another installation."""
 
 
-def audience(subdomain: str, installation_id: str) -> str:
+def audience(account_url: str, installation_id: str) -> str:
     """The `aud` claim Zendesk signs for one installation of the app on one Zendesk account."""
-    return f"https://{subdomain}.zendesk.com/api/v2/apps/installations/{installation_id}.json"
+    return f"{account_url.rstrip('/')}/api/v2/apps/installations/{installation_id}.json"
 
 
 def verify(token: str, public_key_pem: str, expected_audience: str) -> dict[str, Any]:
