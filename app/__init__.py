@@ -78,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
 
     from app import admin, cli, errors, health, pages
     from app.card import views as card_views
+    from app.card.sidebars import apps as sidebar_apps
+    from app.card.sidebars import framed as sidebars
     from app.push import webhooks
 
     errors.init_app(app)
@@ -85,6 +87,8 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     health.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(card_views.bp)
+    app.register_blueprint(sidebars.bp)
+    app.register_blueprint(sidebar_apps.bp)
     admin.init_app(app)
     cli.init_app(app)
     return app

@@ -1,4 +1,4 @@
-"""`flask workspace|admin|kustomer|zendesk|gorgias ...`: set-up from the command line."""
+"""`flask workspace|admin|kustomer|zendesk|gorgias|front ...`: set-up from the command line."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ zendesk_cli = AppGroup("zendesk", help="Connect a workspace to Zendesk.")
 gorgias_cli = AppGroup("gorgias", help="Connect a workspace to Gorgias.")
 helpscout_cli = AppGroup("helpscout", help="Connect a workspace to Help Scout.")
 freshdesk_cli = AppGroup("freshdesk", help="The Freshdesk app that shows the card in the ticket sidebar.")
+front_cli = AppGroup("front", help="Show the card in Front's sidebar.")
 kustomer_cli = AppGroup(
     "kustomer", help="Connect a workspace to Kustomer, and this deployment as a Kustomer app."
 )
@@ -260,6 +261,67 @@ def zendesk_connect_command(workspace_id: str) -> None:
         raise click.ClickException(str(error)) from None
 
 
+@zendesk_cli.command("app-package")
+@click.argument("workspace_id")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="The zip to write."
+)
+@click.option(
+    "--author-email", default="", help="Where the app's users write for help (its manifest author)."
+)
+def zendesk_app_package(workspace_id: str, output: str, author_email: str) -> None:
+    """Write the workspace's Zendesk app (the card in the ticket sidebar) as a zip to upload to Zendesk."""
+    from app.card.sidebars import framed as sidebars
+
+    workspace = _workspace(workspace_id)
+    if workspace.helpdesk != "zendesk":
+        raise click.ClickException(
+            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not Zendesk"
+        )
+    with open(output, "wb") as handle:
+        handle.write(sidebars.zendesk_app_package(workspace, author_email or "support@example.com"))
+    click.echo(output)
+
+
+@zendesk_cli.command("app-key")
+@click.argument("workspace_id")
+@click.option(
+    "--public-key", required=True, type=click.File("r"), help="The app's public_key.pem from Zendesk."
+)
+@click.option("--installation-id", required=True, help="The app's installation id in your Zendesk.")
+@click.option(
+    "--account-url", default="", help="https://acme.zendesk.com (default: the workspace's Zendesk API URL)."
+)
+def zendesk_app_key(workspace_id: str, public_key, installation_id: str, account_url: str) -> None:
+    """Keep the installed app's public key and installation, which the app's signed requests must match."""
+    from app.helpdesks import zendesk_app
+
+    workspace = _workspace(workspace_id)
+    account_url = account_url or workspace.helpdesk_api_url() or ""
+    if not account_url.startswith(("https://", "http://")) or not installation_id.isdigit():
+        raise click.ClickException(
+            "give the Zendesk account URL (--account-url) and a numeric installation id"
+        )
+    workspace.settings = {
+        **(workspace.settings or {}),
+        "zendesk_app_public_key": public_key.read(),
+        "zendesk_app_audience": zendesk_app.audience(account_url, installation_id),
+    }
+    db.session.commit()
+    click.echo(workspace.settings["zendesk_app_audience"])
+
+
+@front_cli.command("plugin-secret")
+@click.argument("workspace_id")
+@click.argument("auth_secret")
+def front_plugin_secret(workspace_id: str, auth_secret: str) -> None:
+    """Keep the Front plugin's auth secret, which Front adds to every plugin URL it opens."""
+    workspace = _workspace(workspace_id)
+    workspace.settings = {**(workspace.settings or {}), "front_plugin_auth_secret": auth_secret.strip()}
+    db.session.commit()
+    click.echo(f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/front")
+
+
 @gorgias_cli.command("connect")
 @click.argument("workspace_id")
 def gorgias_connect_command(workspace_id: str) -> None:
@@ -469,6 +531,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(gorgias_cli)
     app.cli.add_command(helpscout_cli)
     app.cli.add_command(freshdesk_cli)
+    app.cli.add_command(front_cli)
     app.cli.add_command(backfill_command)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command

@@ -11,6 +11,13 @@ from app import helpdesks
 from app.helpdesks import outbound
 
 KUSTOMER_CARD_SDK_URL = "https://cdn.kustomerapp.com/card-js/latest/kustomer-card.min.js"
+# "Import the ZAF SDK from https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
+# (https://developer.zendesk.com/apps/docs/agent/settings)
+ZENDESK_APP_SDK_URL = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
+# Front publishes its plugin SDK on npm only (@frontapp/plugin-sdk); this is that release's own browser
+# build, as npm holds it, pinned by version and by hash (docs/vendors/front.md, "Sidebar plugin")
+FRONT_PLUGIN_SDK_URL = "https://cdn.jsdelivr.net/npm/@frontapp/plugin-sdk@1.10.0/dist/index.umd.js"
+FRONT_PLUGIN_SDK_INTEGRITY = "sha384-qeXBF2+mEjfqhDEgJyPwYZvJMJxmjSF1w5/nFHCmjUORgX4Q/1SzmUuefHhmy7WH"
 
 
 class ConfigError(ValueError):
@@ -116,6 +123,9 @@ class Settings:
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
+    zendesk_app_sdk_url: str = ZENDESK_APP_SDK_URL
+    front_plugin_sdk_url: str = FRONT_PLUGIN_SDK_URL
+    front_plugin_sdk_integrity: str = FRONT_PLUGIN_SDK_INTEGRITY  # empty: the script is loaded unchecked
     backfill_poll_seconds: float = 2.0  # how often a backfill asks Klaviyo how an import job is doing
     trusted_proxies: int = 0  # reverse proxies in front of the web process, whose X-Forwarded-* we trust
     # Klaviyo OAuth app ("Connect Klaviyo"); without a client id only private keys are offered
@@ -156,6 +166,15 @@ class Settings:
             kustomer_card_sdk_url=_script_url(
                 "KUSTOMER_CARD_SDK_URL", env.get("KUSTOMER_CARD_SDK_URL") or KUSTOMER_CARD_SDK_URL
             ),
+            zendesk_app_sdk_url=_script_url(
+                "ZENDESK_APP_SDK_URL", env.get("ZENDESK_APP_SDK_URL") or ZENDESK_APP_SDK_URL
+            ),
+            front_plugin_sdk_url=_script_url(
+                "FRONT_PLUGIN_SDK_URL", env.get("FRONT_PLUGIN_SDK_URL") or FRONT_PLUGIN_SDK_URL
+            ),
+            front_plugin_sdk_integrity=env.get(
+                "FRONT_PLUGIN_SDK_INTEGRITY", FRONT_PLUGIN_SDK_INTEGRITY
+            ).strip(),
             backfill_poll_seconds=_seconds(env, "BACKFILL_POLL_SECONDS", 2.0),
             trusted_proxies=_count(env, "TRUSTED_PROXIES"),
             klaviyo_client_id=env.get("KLAVIYO_CLIENT_ID") or None,

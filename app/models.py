@@ -81,6 +81,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "helpdesk_api_url": "",
     "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)
     "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
+    # the sidebar apps' proof that a request comes from the helpdesk (app/card/sidebars/framed.py): the
+    # Zendesk app's public key (PEM) and installation address its JWTs name as audience; Front's auth_secret
+    "zendesk_app_public_key": "",
+    "zendesk_app_audience": "",
+    "front_plugin_auth_secret": "",
 }
 
 

@@ -66,6 +66,7 @@ def init_app(app: Flask) -> None:
         members,
         workspaces,
     )
+    from app.card.sidebars import framed as sidebars
     from app.push import webhooks
 
     app.before_request(access.gate)  # before CSRFProtect reads the form
@@ -73,6 +74,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(webhooks.bp)  # helpdesks sign their webhooks; they cannot carry our CSRF token
     for signed_view in ("app.card.sidebars.intercom.initialize", "app.card.sidebars.helpscout.dynamic_app"):
         csrf.exempt(signed_view)  # the same for their sidebar apps' signed requests
+    csrf.exempt(sidebars.bp)  # Zendesk POSTs its app's iframe with its own signed JWT, not our token
     login_manager.init_app(app)
     app.register_blueprint(bp)
 

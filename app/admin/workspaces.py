@@ -485,3 +485,18 @@ def send_test_event(workspace_id: str):
     return redirect(
         url_for("admin.delivery_detail", workspace_id=workspace.id, delivery_id=recorded.delivery_ids[0])
     )
+
+
+@bp.get("/workspaces/<workspace_id>/zendesk-app.zip")
+def zendesk_app_package(workspace_id: str) -> Response:
+    """The workspace's Zendesk app (the card in the ticket sidebar), as the zip Zendesk uploads."""
+    from app.card.sidebars import framed as sidebars
+
+    workspace = load(workspace_id, Role.MEMBER)
+    if workspace.helpdesk != "zendesk":
+        abort(404)
+    response = Response(
+        sidebars.zendesk_app_package(workspace, current_user.email), 200, mimetype="application/zip"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="klaviyo-zendesk-app-{workspace.id}.zip"'
+    return response

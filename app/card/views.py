@@ -20,7 +20,6 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from app import pages
 from app.card import access
-from app.card.sidebars import freshdesk, gorgias, helpscout, intercom
 from app.errors import json_error
 from app.extensions import db
 from app.models import Workspace
@@ -32,8 +31,6 @@ bp = Blueprint(
     static_folder="../../static/insight",  # the Kustomer card's script, served at /insight/static/...
     static_url_path="/static",
 )
-for _sidebar in (intercom, helpscout, freshdesk, gorgias):
-    _sidebar.register(bp)
 IDENTIFIERS = ("email", "phone", "customer_id")
 # the order the Kustomer card asks for a customer in: the context's email and phone are live, our
 # stored customer (by Kustomer's id) may lag behind them

@@ -1,1 +1,1 @@
-"""The insight card inside each helpdesk's sidebar, one module per helpdesk (docs/vendors/<helpdesk>.md)."""
+"""The insight card inside each helpdesk's sidebar: one module per helpdesk or way of embedding it."""
