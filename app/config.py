@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +13,10 @@ from app import helpdesks
 from app.helpdesks import outbound
 
 KUSTOMER_CARD_SDK_URL = "https://cdn.kustomerapp.com/card-js/latest/kustomer-card.min.js"
+SECRET_KEY_MIN_CHARS = 32
+# Shannon entropy of the key's characters times its length: a floor that random keys of 32 hex digits
+# clear (about 115 bits on average) and words or a short string repeated do not
+SECRET_KEY_MIN_BITS = 80
 
 
 class ConfigError(ValueError):
@@ -86,6 +92,22 @@ def _count(env: Mapping[str, str], name: str) -> int:
     return int(raw)
 
 
+def _secret_key(raw: str | None) -> str | None:
+    """SECRET_KEY from the environment, refused when it is short or plainly not random."""
+    if not raw:
+        return None  # the app makes a random one in instance/ (a local run)
+    advice = "use random text, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if len(raw) < SECRET_KEY_MIN_CHARS:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {SECRET_KEY_MIN_CHARS} characters, got {len(raw)}: {advice}"
+        )
+    repeated = raw in (raw + raw)[1:-1]  # "abcabcabc": one shorter string over and over
+    bits = sum(-count * math.log2(count / len(raw)) for count in Counter(raw).values())
+    if repeated or bits < SECRET_KEY_MIN_BITS:
+        raise ConfigError(f"SECRET_KEY is too predictable (a repeated or low-variety string): {advice}")
+    return raw
+
+
 def _client_secret(env: dict[str, str]) -> str | None:
     secret = env.get("KLAVIYO_CLIENT_SECRET") or None
     if env.get("KLAVIYO_CLIENT_ID") and not secret:
@@ -139,7 +161,7 @@ class Settings:
             instance_path=instance_path,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{sqlite_path}",
             redis_url=env.get("REDIS_URL") or None,
-            secret_key=env.get("SECRET_KEY") or None,
+            secret_key=_secret_key(env.get("SECRET_KEY")),
             old_secret_keys=tuple(key for key in env.get("OLD_SECRET_KEYS", "").split(",") if key),
             port=_port(env.get("PORT", "8000")),
             public_url=_url(

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SECRET_KEY = "integration-tests-secret-key"
+SECRET_KEY = "integration-tests-secret-key-0123456789"
 DATABASES = ["sqlite", *(["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])]
 
 

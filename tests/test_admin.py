@@ -34,7 +34,7 @@ def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.sqlite3'}",
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "admin-tests",
+        "SECRET_KEY": "admin-tests-0123456789-abcdefghij",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     requests.post(

@@ -56,7 +56,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Fl
         **TEST_ENV,
         "DATABASE_URL": f"sqlite:///{path / 'hostile.sqlite3'}",
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "hostile-input-tests",
+        "SECRET_KEY": "hostile-input-tests-0123456789-abcdefghij",
     }
     app = create_app({**TEST_CONFIG, "INSTANCE_PATH": path, "DELIVERY_ENQUEUE": False}, environ=env)
     app.config["WORKSPACES"] = {}
