@@ -39,6 +39,14 @@ def _url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _origin(name: str, raw: str) -> str:
+    """A scheme, host and optional port, as a Content-Security-Policy source names an origin."""
+    url = _url(name, raw)
+    if "/" in url.split("://", 1)[1] or any(char.isspace() or char in ";,'*?#" for char in url):
+        raise ConfigError(f"{name} takes origins such as http://127.0.0.1:8200, got {raw!r}")
+    return url
+
+
 def _helpdesk_url(name: str, raw: str, allowed: tuple[str, ...]) -> str:
     """A helpdesk's API URL from the environment, on its vendor's hosts or in HELPDESK_ALLOWED_URLS."""
     url = _url(name, raw)
@@ -133,8 +141,10 @@ class Settings:
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
     # extra helpdesk addresses this deployment trusts (the local sandboxes): API base URLs that may
-    # be plain http on a local address, and their origins as card frame-ancestors
+    # be plain http on a local address
     helpdesk_allowed_urls: tuple[str, ...] = ()
+    # origins a workspace's card_frame_ancestors may name besides https ones (the local sandbox desk)
+    card_frame_allowed_origins: tuple[str, ...] = ()
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
@@ -170,6 +180,10 @@ class Settings:
             klaviyo_api_url=_url("KLAVIYO_API_URL", env.get("KLAVIYO_API_URL") or "https://a.klaviyo.com"),
             helpdesk_api_urls=helpdesk_urls,
             helpdesk_allowed_urls=allowed,
+            card_frame_allowed_origins=tuple(
+                _origin("CARD_FRAME_ALLOWED_ORIGINS", origin)
+                for origin in env.get("CARD_FRAME_ALLOWED_ORIGINS", "").split()
+            ),
             delivery_lease_seconds=_seconds(env, "DELIVERY_LEASE_SECONDS", 120.0),
             requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),

@@ -1,4 +1,5 @@
 import secrets
+from urllib.parse import urlsplit
 
 import pytest
 
