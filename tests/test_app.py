@@ -132,3 +132,31 @@ def test_https_deployments_send_hsts_on_every_response(make_app, tmp_path, path)
     assert https.get(path).headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     plain = make_app({**database, "PUBLIC_URL": "http://127.0.0.1:8000"}).test_client()
     assert "Strict-Transport-Security" not in plain.get(path).headers
+
+
+def test_card_frame_allowed_origins_take_origins_only(tmp_path):
+    env = {"CARD_FRAME_ALLOWED_ORIGINS": "http://127.0.0.1:8200/ http://localhost:8300"}
+    settings = Settings.from_env(tmp_path, env=env)
+    assert settings.card_frame_allowed_origins == ("http://127.0.0.1:8200", "http://localhost:8300")
+    with pytest.raises(ConfigError, match="CARD_FRAME_ALLOWED_ORIGINS takes origins"):
+        Settings.from_env(tmp_path, env={"CARD_FRAME_ALLOWED_ORIGINS": "http://127.0.0.1:8200/cards"})
+
+
+def test_the_embedded_redis_of_make_run_needs_its_password_and_listens_on_loopback(tmp_path):
+    from redis import Redis
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    from app.run import start_embedded_redis
+
+    server, url = start_embedded_redis(tmp_path)
+    try:
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1"
+        assert parts.password
+        with pytest.raises((AuthenticationError, ResponseError), match=r"(?i)auth"):
+            Redis(host="127.0.0.1", port=parts.port).ping()
+        with Redis.from_url(url) as client:
+            assert client.ping()
+            assert client.config_get("bind")["bind"] == "127.0.0.1"
+    finally:
+        server.shutdown()
