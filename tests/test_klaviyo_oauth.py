@@ -276,7 +276,7 @@ def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
     app = make_app(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}",
-            "SECRET_KEY": "plain-0123456789-abcdefghijklmn",
+            "SECRET_KEY": "plain-tests-0123456789-abcdefghijklmn",
         }
     )
     with app.app_context():
