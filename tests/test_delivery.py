@@ -27,7 +27,7 @@ def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'delivery.sqlite3'}",
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "delivery-tests",
+        "SECRET_KEY": "delivery-tests-0123456789-abcdefghij",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():

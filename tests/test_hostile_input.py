@@ -56,7 +56,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Fl
         **TEST_ENV,
         "DATABASE_URL": f"sqlite:///{path / 'hostile.sqlite3'}",
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "hostile-input-tests",
+        "SECRET_KEY": "hostile-input-tests-0123456789-abcdefghij",
     }
     app = create_app({**TEST_CONFIG, "INSTANCE_PATH": path, "DELIVERY_ENQUEUE": False}, environ=env)
     app.config["WORKSPACES"] = {}
@@ -220,6 +220,19 @@ def test_a_400_digit_number_in_each_field_is_a_4xx_or_stores_nothing_broken(app,
             document = _replaced(payload, path, number)
             document[_id_key(name)] = f"{name}-{'.'.join(map(str, path))}-{number % 97}"
             signed_post(app, name, json.dumps(document).encode())
+    assert_nothing_broken_stored(app)
+
+
+@pytest.mark.parametrize("name", PAYLOADS)
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_at_the_calendars_edge_in_each_field_is_never_a_5xx(app, name, edge):
+    # moved to UTC, these fall outside the years 1 to 9999 that Python's datetime can hold
+    payload = PAYLOADS[name]
+    for path in _leaf_paths(payload):
+        document = _replaced(payload, path, edge)
+        document[_id_key(name)] = f"{name}-{'.'.join(map(str, path))}-edge"
+        response = signed_post(app, name, json.dumps(document).encode())
+        assert response.status_code < 500, (path, response.get_json())
     assert_nothing_broken_stored(app)
 
 

@@ -49,7 +49,7 @@ def app(tmp_path: Path, make_app, klaviyo, redis_url):
         "KLAVIYO_CLIENT_ID": sandbox_oauth.DEFAULT_CLIENT_ID,
         "KLAVIYO_CLIENT_SECRET": sandbox_oauth.DEFAULT_CLIENT_SECRET,
         "PUBLIC_URL": PUBLIC_URL,
-        "SECRET_KEY": "oauth-tests",
+        "SECRET_KEY": "oauth-tests-0123456789-abcdefghij",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():
@@ -274,7 +274,12 @@ def approve_elsewhere(klaviyo, query: dict[str, str]) -> dict[str, str]:
 
 
 def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
-    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": "x"})
+    app = make_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}",
+            "SECRET_KEY": "plain-tests-0123456789-abcdefghijklmn",
+        }
+    )
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))

@@ -69,7 +69,7 @@ def intake(tmp_path: Path, make_app):
 def intake_app(tmp_path: Path, make_app, database_url: str | None = None, **config):
     env = {
         "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'intake.sqlite3'}",
-        "SECRET_KEY": "intake-tests",
+        "SECRET_KEY": "intake-tests-0123456789-abcdefghij",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False, **config)
     with app.app_context():

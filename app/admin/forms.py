@@ -66,7 +66,10 @@ EVENT_KINDS = {
     Kind.CUSTOMER_UPSERTED: "Customer created or updated (profile sync)",
 }
 METRIC_KINDS = (Kind.CONVERSATION_CREATED, Kind.CONVERSATION_CLOSED, Kind.CSAT_SUBMITTED)
-_ORIGIN = re.compile(r"^(https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?|'self'|'none')$")
+_ORIGIN = re.compile(r"^(https?)://(\*\.)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(:\d{1,5})?$")
+# Under these a wildcard would cover a whole public suffix (*.co.uk, *.com.au): with no public
+# suffix list installed, any 2-letter country code under a label this short counts as one.
+_SECOND_LEVEL_MAX_CHARS = 3
 
 
 def _link_template(form: FlaskForm, field: StringField) -> None:
@@ -77,11 +80,40 @@ def _link_template(form: FlaskForm, field: StringField) -> None:
 
 
 def _origins(form: FlaskForm, field: StringField) -> None:
-    bad = [origin for origin in (field.data or "").split() if not _ORIGIN.match(origin)]
-    if bad:
-        raise ValidationError(
-            f"Not an origin: {', '.join(bad)}. Use e.g. https://acme.kustomerapp.com or https://*.kustomerapp.com."
+    allowed = current_app.config.get("CARD_FRAME_ALLOWED_ORIGINS", ())
+    problems = [
+        problem
+        for origin in (field.data or "").split()
+        if (problem := frame_ancestor_problem(origin, allowed)) is not None
+    ]
+    if problems:
+        raise ValidationError(" ".join(problems))
+
+
+def frame_ancestor_problem(origin: str, allowed: tuple[str, ...] = ()) -> str | None:
+    """Why `origin` may not frame the card, or None: https only, a wildcard only below a domain.
+
+    A plain http origin (the local sandbox desk) passes only when the deployment lists it in
+    CARD_FRAME_ALLOWED_ORIGINS.
+    """
+    if origin in ("'self'", "'none'") or origin in allowed:
+        return None
+    match = _ORIGIN.match(origin)
+    if match is None:
+        return f"Not an origin: {origin}. Use e.g. https://acme.kustomerapp.com or https://*.kustomerapp.com."
+    scheme, wildcard, host = match.group(1), match.group(2), match.group(3).lower()
+    if scheme != "https":
+        return f"{origin} is not https: only https origins may frame the card."
+    labels = host.split(".")
+    if wildcard and (
+        len(labels) < 2
+        or (len(labels) == 2 and len(labels[1]) == 2 and len(labels[0]) <= _SECOND_LEVEL_MAX_CHARS)
+    ):
+        return (
+            f"{origin} covers every site under a public suffix: put * only before the helpdesk's "
+            "own domain, as in https://*.kustomerapp.com."
         )
+    return None
 
 
 def _helpdesk_api_url(form: FlaskForm, field: URLField) -> None:

@@ -25,7 +25,7 @@ from app.admin.forms import (
     required_text,
 )
 from app.cli import card_url_template, webhook_url
-from app.crypto import mask
+from app.crypto import SecretUnreadable, mask
 from app.extensions import db, helpdesk_session
 from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import helpscout_connect, kustomer_connect
@@ -125,6 +125,14 @@ def _metric_placeholders(helpdesk: str) -> dict[str, str]:
     return {kind.value: settings.metric_name(kind) for kind in (*METRIC_KINDS, Kind.TEST_EVENT)}
 
 
+def _masked(workspace: Workspace | None, key: str) -> str:
+    """The stored key masked, or why it cannot be shown: the page stays usable to enter it again."""
+    try:
+        return mask(getattr(workspace, key)) if workspace else ""
+    except SecretUnreadable:
+        return "unreadable (encrypted under a SECRET_KEY this deployment no longer has; enter it again)"
+
+
 def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int = 200, **extra: object):
     helpdesk = workspace.helpdesk if workspace else (form.helpdesk.data or "kustomer")
     prefix = (
@@ -138,8 +146,8 @@ def _settings_page(form: WorkspaceForm, workspace: Workspace | None, status: int
             "admin/workspace.html",
             form=form,
             workspace=workspace,
-            masked_klaviyo=mask(workspace.klaviyo_key) if workspace else "",
-            masked_helpdesk=mask(workspace.helpdesk_key) if workspace else "",
+            masked_klaviyo=_masked(workspace, "klaviyo_key"),
+            masked_helpdesk=_masked(workspace, "helpdesk_key"),
             api_key_hint=helpdesks.get(helpdesk).api_key_hint,
             kinds=EVENT_KINDS,
             metric_kinds=METRIC_KINDS,

@@ -44,9 +44,9 @@ def moment(value: Any, where: str) -> datetime | None:
         raise PayloadError(f"{where}: Not a valid datetime.")
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the calendar's edge
         raise PayloadError(f"{where}: Not a valid datetime.") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def required(value: datetime | None, where: str) -> datetime:

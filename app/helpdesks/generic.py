@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
@@ -83,6 +84,13 @@ class _Event(Schema):
 _EVENT = _Event()  # made once: building a schema costs more than loading with it
 
 
+def _utc(when: datetime) -> datetime:
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 lies past the last instant a datetime holds in UTC
+        raise PayloadError("occurred_at: Not a valid datetime.") from None
+
+
 def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     """Our documented event; its id is the `webhook-id` header."""
     event_id = (headers or {}).get("webhook-id") or ""
@@ -93,7 +101,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     if kind is None:
         return Webhook(event_id, event["type"], [])
     customer = _customer(event["customer"])
-    when = event["occurred_at"]
+    when = _utc(event["occurred_at"])
     if kind is Kind.CUSTOMER_UPSERTED:
         if customer is None:
             raise PayloadError("customer: Missing data for required field.")

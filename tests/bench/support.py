@@ -75,7 +75,7 @@ def environment(klaviyo_url: str, kustomer_url: str = "http://127.0.0.1:9") -> I
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{scratch / 'bench.sqlite3'}",
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-secret-key",
+        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghij",
         "KLAVIYO_API_URL": klaviyo_url,
         "KUSTOMER_API_URL": kustomer_url,
         "HELPDESK_ALLOWED_URLS": kustomer_url,  # the loopback Kustomer sandbox, not Kustomer's hosts
