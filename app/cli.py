@@ -56,9 +56,17 @@ def webhook_url(workspace: Workspace) -> str:
 
 
 def card_url_template(workspace: Workspace, token: str) -> str:
-    """The card URL to paste into the helpdesk's sidebar, with its placeholder for the customer."""
+    """What puts the card in the helpdesk's sidebar: its app's set-up with this workspace's values, or
+    the card URL with the helpdesk's placeholder for the customer."""
+    guide = workspace.helpdesk_info().guide
+    if guide.sidebar:
+        return (
+            guide.sidebar.replace("<PUBLIC_URL>", current_app.config["PUBLIC_URL"])
+            .replace("<workspace id>", workspace.id)
+            .replace("<card token>", token)
+        )
     base = f"{current_app.config['PUBLIC_URL']}/insight/{workspace.id}/card"
-    return f"{base}?token={token}&{workspace.helpdesk_info().guide.card_query}"
+    return f"{base}?token={token}&{guide.card_query}"
 
 
 def describe(workspace: Workspace, *, with_secret: bool = False) -> dict[str, object]:
@@ -165,7 +173,7 @@ def card_url(
 @click.argument("workspace_id")
 @click.option("--rotate", is_flag=True, help="Make a new token; links with the old one stop working.")
 def card_token(workspace_id: str, rotate: bool) -> None:
-    """Print the card URL template to paste into the helpdesk's sidebar, with the workspace's card token."""
+    """Print what puts the card in the helpdesk's sidebar (its app's set-up or card URL), token filled in."""
     workspace = _workspace(workspace_id)
     token = workspace.rotate_card_token() if rotate else workspace.card_token
     db.session.commit()

@@ -355,7 +355,8 @@ def test_the_published_template_with_every_optional_placeholder_empty_is_still_r
 def test_the_setup_guide_publishes_the_template_and_the_defaults():
     assert (HELPDESK.name, HELPDESK.title) == ("freshdesk", "Freshdesk")
     assert HELPDESK.guide.body_template == BODY_TEMPLATE
-    assert HELPDESK.guide.card_query == "email={{ticket.contact.email}}"
+    assert "freshdesk app-package <workspace id>" in HELPDESK.guide.sidebar
+    assert "Card token `<card token>`" in HELPDESK.guide.sidebar
     assert "X-Webhook-Secret" in HELPDESK.guide.where
     assert HELPDESK.defaults["link_template"].format(org_name="acme", conversation_id="7") == (
         "https://acme.freshdesk.com/a/tickets/7"

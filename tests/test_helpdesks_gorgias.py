@@ -323,7 +323,8 @@ def test_the_setup_guide_publishes_the_template_and_the_defaults():
     assert HELPDESK.name == "gorgias"
     assert HELPDESK.title == "Gorgias"
     assert HELPDESK.guide.body_template == BODY_TEMPLATE
-    assert HELPDESK.guide.card_query == "email={{ticket.customer.email}}"
+    assert "/gorgias.json?email={{ticket.customer.email}}`" in HELPDESK.guide.sidebar
+    assert "`Bearer <card token>`" in HELPDESK.guide.sidebar
     assert "X-Webhook-Secret" in HELPDESK.guide.where
     assert HELPDESK.defaults["link_template"].format(org_name="acme", conversation_id="7") == (
         "https://acme.gorgias.com/app/ticket/7"

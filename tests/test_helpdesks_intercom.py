@@ -551,7 +551,9 @@ def test_the_helpdesk_describes_intercom():
         "property_prefix": "intercom_",
         "card_frame_ancestors": "https://app.intercom.com",
     }
-    assert HELPDESK.guide.card_query == "email={{contact.email}}"
+    assert "Initialize flow webhook URL to `<PUBLIC_URL>/insight/<workspace id>/intercom/initialize`" in (
+        HELPDESK.guide.sidebar
+    )
     assert set(HELPDESK.guide.events) == {
         "conversation.user.created",
         "conversation.admin.closed",

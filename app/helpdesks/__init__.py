@@ -51,8 +51,12 @@ class SetupGuide:
     where: str  # where the URL and the secret go
     events: tuple[str, ...]  # the events to subscribe to, or the triggers to create
     secret: str  # how the helpdesk proves itself with the secret
-    card_query: str  # the card URL's customer parameter, with the helpdesk's placeholder
+    # the card URL's customer parameter, with the helpdesk's placeholder, for a sidebar that frames a URL
+    card_query: str = ""
     body_template: str | None = None  # for helpdesks whose webhook body the admin writes
+    # where the card goes in the helpdesk's sidebar when it is an app of the helpdesk's own kind;
+    # <PUBLIC_URL>, <workspace id> and <card token> are the admin's to fill (the set-up page fills them)
+    sidebar: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,14 @@ class Helpdesk:
             f"- **Webhook**: {self.guide.where} URL: `<PUBLIC_URL>/webhooks/{self.name}/<workspace id>`.",
             f"- **Secret**: {self.guide.secret}",
             "- **Events**: " + ", ".join(f"`{event}`" for event in self.guide.events) + ".",
-            "- **Card URL**: `<PUBLIC_URL>/insight/<workspace id>/card?token=<card token>"
-            f"&{self.guide.card_query}`",
         ]
+        if self.guide.sidebar:
+            lines.append(f"- **Sidebar**: {self.guide.sidebar}")
+        else:
+            lines.append(
+                "- **Card URL**: `<PUBLIC_URL>/insight/<workspace id>/card?token=<card token>"
+                f"&{self.guide.card_query}`"
+            )
         if self.fetch_customer is not None or self.fetch_conversation is not None:
             lines.append(f"- **API key** ({self.api_key_uses}): {self.api_key_hint}")
         if self.guide.body_template:

@@ -295,7 +295,12 @@ HELPDESK = Helpdesk(
         events=("Ticket created", "Ticket closed", "Customer feedback received (satisfaction rated)"),
         secret=f"Freshdesk cannot sign its requests: it sends the workspace's webhook secret as-is in the "
         f"{SECRET_HEADER} header, or as the password of the action's basic authentication.",
-        card_query="email={{ticket.contact.email}}",
+        sidebar="a custom app (docs/vendors/freshdesk.md): download its zip, built for the workspace, from "
+        "`flask --app app freshdesk app-package <workspace id> --output klaviyo-card.zip`. In Freshdesk: "
+        "Admin → Apps → Build it yourself (the Developer portal) → New App → Custom App → Upload App "
+        "file, then Proceed and publish it; install it from the apps gallery's custom apps and fill its "
+        "settings: Card server host (PUBLIC_URL's host, filled in) and Card token `<card token>`, a "
+        "secure setting Freshworks sends only in the card request's header, never to agents.",
         body_template=BODY_TEMPLATE,
     ),
     defaults={

@@ -160,7 +160,12 @@ HELPDESK = Helpdesk(
         events=("Ticket created", "Ticket updated (closes and satisfaction surveys)"),
         secret=f"Gorgias cannot sign its requests: it sends the workspace's webhook secret as-is in the "
         f"{SECRET_HEADER} header.",
-        card_query="email={{ticket.customer.email}}",
+        sidebar="a second HTTP integration whose data a sidebar widget shows (docs/vendors/gorgias.md): "
+        "Settings → Apps → HTTP integration → Manage → Add HTTP Integration: URL "
+        "`<PUBLIC_URL>/insight/<workspace id>/gorgias.json?email={{ticket.customer.email}}` (Gorgias fills "
+        "in the ticket's customer), method GET, a header Authorization with the value "
+        "`Bearer <card token>`, triggers Ticket created and Ticket updated; then make its sidebar widget "
+        "from the fields under `klaviyo`.",
         body_template=BODY_TEMPLATE,
     ),
     defaults={

@@ -257,7 +257,11 @@ HELPDESK = Helpdesk(
         "HMAC-SHA1 of the body); the key must be the workspace's webhook secret (40 characters at most, "
         "as Help Scout requires). Or let `flask --app app helpscout connect <workspace id>` (or the "
         "admin page's Connect Help Scout) create the webhook through Help Scout's API.",
-        card_query="email={{customer.email}}",
+        sidebar="a legacy Dynamic App (docs/vendors/helpscout.md): install a legacy custom app from the "
+        "link on Help Scout's Legacy Dynamic Apps page, content type dynamic, Callback URL "
+        "`<PUBLIC_URL>/insight/<workspace id>/helpscout`, Secret Key the workspace's webhook secret, and "
+        "the mailboxes it shows in. Help Scout signs each request (X-HelpScout-Signature) and sends the "
+        "conversation's customer: no card token.",
     ),
     defaults={
         "link_template": "https://secure.helpscout.net/conversation/{conversation_id}",

@@ -224,7 +224,11 @@ HELPDESK = Helpdesk(
         events=TOPICS,
         secret=f"Intercom signs each notification ({SIGNATURE_HEADER}, sha1= and the hex HMAC-SHA1 of "
         "the body): the app's client secret is the workspace's webhook secret.",
-        card_query="email={{contact.email}}",
+        sidebar="a Canvas Kit app (docs/vendors/intercom.md): Developer Hub → your app → Configure → "
+        "Canvas Kit, for teammates in the Inbox's conversation details: set the Initialize flow webhook URL "
+        "to `<PUBLIC_URL>/insight/<workspace id>/intercom/initialize`, then add the app to the conversation "
+        "details in the Inbox. Intercom signs each request (X-Body-Signature) with the app's client "
+        "secret, already the workspace's webhook secret, and sends the contact in view: no card token.",
     ),
     defaults={
         "link_template": "https://app.intercom.com/a/inbox/_/inbox/conversation/{conversation_id}",
