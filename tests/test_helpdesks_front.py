@@ -253,7 +253,9 @@ def test_the_setup_guide_and_the_defaults():
         "rule: inbound",
         "rule: archive",
     )
-    assert HELPDESK.guide.card_query == "email={{contact.handle}}"
+    assert "Plugins → Create plugin with the URL `<PUBLIC_URL>/insight/<workspace id>/front`" in (
+        HELPDESK.guide.sidebar
+    )
     assert HELPDESK.guide.body_template is None
     assert HELPDESK.defaults["link_template"].format(conversation_id="cnv_1") == (
         "https://app.frontapp.com/open/cnv_1"

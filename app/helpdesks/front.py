@@ -170,7 +170,9 @@ HELPDESK = Helpdesk(
         f'HMAC-SHA256 of {TIMESTAMP_HEADER} + ":" + body, the timestamp in milliseconds, within 5 '
         "minutes) and rule webhooks with the API secret (base64 HMAC-SHA1 of the body); either secret "
         "may be the workspace's.",
-        card_query="email={{contact.handle}}",  # unconfirmed: Front's placeholder for the contact's handle
+        sidebar="a Front sidebar plugin (docs/vendors/front.md): Settings → Company → Developers → your "
+        "app → Plugins → Create plugin with the URL `<PUBLIC_URL>/insight/<workspace id>/front`, then keep "
+        "its auth secret with `flask --app app front plugin-secret` (README, Front).",
     ),
     defaults={
         "link_template": "https://app.frontapp.com/open/{conversation_id}",

@@ -344,7 +344,8 @@ HELPDESK = Helpdesk(
         secret=f"Kustomer makes it: each webhook is signed with the token Kustomer issued for it "
         f"({SIGNATURE_HEADER}, hex HMAC-SHA256 of the body), so the workspace's webhook secret must be "
         "that token.",
-        card_query="customer_id={{customer.id}}",
+        sidebar="the app's `smartbar-card` KView (`flask --app app kustomer register-app`; README, "
+        "Connecting Kustomer), which frames `<PUBLIC_URL>/insight/<workspace id>/kustomer`.",
     ),
     defaults={
         "link_template": "https://{org_name}.kustomerapp.com/app/conversations/{conversation_id}",

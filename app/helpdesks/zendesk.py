@@ -257,7 +257,10 @@ HELPDESK = Helpdesk(
         events=("Ticket created", "Ticket status changed", "Trigger: satisfaction rated (body below)"),
         secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body) with "
         "that webhook's own signing secret; the workspace keeps both (More signing secrets).",
-        card_query="email={{ticket.requester.email}}",
+        sidebar="a private Zendesk app (docs/vendors/zendesk.md): download its zip from the workspace page "
+        "(Download the Zendesk app, or `flask --app app zendesk app-package <workspace id>`), then Admin "
+        "Center → Apps and integrations → Zendesk Support apps → Upload private app → Install, and store "
+        "its public key with `flask --app app zendesk app-key` (README, Zendesk).",
         body_template=TRIGGER_TEMPLATE.replace('"ticket.solved"', '"ticket.rated"'),
     ),
     defaults={
