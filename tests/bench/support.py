@@ -78,6 +78,7 @@ def environment(klaviyo_url: str, kustomer_url: str = "http://127.0.0.1:9") -> I
         "SECRET_KEY": "bench-secret-key",
         "KLAVIYO_API_URL": klaviyo_url,
         "KUSTOMER_API_URL": kustomer_url,
+        "HELPDESK_ALLOWED_URLS": kustomer_url,  # a local sandbox, not Kustomer's https hosts
         "BIND_HOST": "127.0.0.1",
     }
     try:
