@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -20,7 +21,7 @@ import requests
 from app import backfill
 from app.backfill.engine import Runner
 from app.extensions import db
-from app.facts import fact_to_dict
+from app.facts import Kind, Webhook, fact_to_dict
 from app.helpdesks.kustomer import facts_from_conversation, parse
 from app.models import Backfill, BackfillProblem, BackfillStatus
 from app.push import delivery, outbox
@@ -419,3 +420,33 @@ def test_the_problems_csv_shows_formula_like_values_as_text(app):
     shown = [(cells[3], cells[5]) for cells in rows]
     assert shown == [(f"'{value}", f"'{value}") for value in hostile[:6]] + [("plain",) * 2, ("a=b",) * 2]
     assert rows[0][0] == "0"  # numbers stay numbers
+
+
+def test_closes_and_ratings_carry_their_conversations_subject_and_channel(app, klaviyo, tmp_path):
+    """A close or rating line naming only its conversation is completed from the file's create line,
+    else from what intake stored when the create came live."""
+    customers, conversations = history(30, seed=4)
+    facts = [fact for c in conversations for fact in facts_from_conversation(c, ORG)]
+    creates = {f.conversation_id: f for f in facts if f.kind is Kind.CONVERSATION_CREATED}
+    live = next(iter(creates.values()))  # this one came as a webhook, not in the file
+    outbox.record(workspace(), Webhook("live-create", "conversation.create", [live]))
+    path = tmp_path / "facts.jsonl"
+    with path.open("w") as handle:
+        for customer in customers:
+            handle.write(json.dumps(kustomer_sandbox.customer_document(customer)["data"]) + "\n")
+        for fact in facts:
+            if fact is live:
+                continue
+            if fact.kind is not Kind.CONVERSATION_CREATED:
+                fact = dataclasses.replace(fact, subject=None, channel=None)
+            handle.write(json.dumps(fact_to_dict(fact)) + "\n")
+    row, _ = backfill.start(workspace(), path=path, org_name=ORG)
+    run_here(row)
+    later = [e for e in klaviyo_events(klaviyo) if not e["metric"].endswith("Create")]
+    assert len(later) == sum(1 for f in facts if f.kind is not Kind.CONVERSATION_CREATED) > 0
+    assert any(e["properties"]["conversationId"] == live.conversation_id for e in later)
+    for event in later:
+        create = creates[event["properties"]["conversationId"]]
+        shown = (event["properties"]["subject"], event["properties"]["conversationChannel"])
+        assert shown == (create.subject, create.channel)
+        assert create.subject

@@ -6,6 +6,7 @@ import requests
 from flask import Flask, request
 
 from app.extensions import db
+from app.facts import Fact, Kind, Webhook
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.push import backlog, delivery, outbox
@@ -175,3 +176,43 @@ def test_a_bulk_refusal_naming_no_event_is_split_until_the_bad_event_fails_alone
     assert (outcome.delivered, outcome.failed) == (9, 1)
     # the bad event is the last: each refused half is halved again, the good halves go through
     assert seen == [10, 5, 5, 2, 3, 1, 2, 1, 1]
+
+
+def test_a_backlogs_closes_go_in_bulk_with_their_stored_conversations_subject_and_channel(app, klaviyo):
+    """A close webhook naming only its conversation is completed from what intake stored of the create."""
+    owe_events(40)
+    ws = workspace()
+    # a Kustomer close names its org, as every Kustomer webhook does; the link is built from it
+    owed = db.session.scalars(db.select(Delivery).filter_by(kind="conversation_created"))
+    [org] = {row.fact["org_name"] for row in owed}
+    closed_at = utcnow()
+    closes = []
+    for number in range(40):
+        close = Fact(
+            kind=Kind.CONVERSATION_CLOSED,
+            occurred_at=closed_at,
+            discriminator=closed_at.isoformat(),
+            customer_id=f"cust-{number % 50}",
+            conversation_id=f"conv-{number}",
+            org_name=org,
+        )
+        closes += outbox.record(ws, Webhook(f"close-{number}", "closed", [close])).delivery_ids
+    outcome = backlog.drain(ws.id)
+    db.session.expire_all()
+    assert statuses(closes) == {DeliveryStatus.DELIVERED: 40}
+    assert stats(klaviyo)["by_operation"].get("create_event", 0) == 0, "none went one by one"
+    assert outcome.notes == {}
+    events = klaviyo_events(klaviyo)
+    metric = ws.mapping_settings().metric_name
+    created = {
+        e["properties"]["conversationId"]: e["properties"]
+        for e in events
+        if e["metric"] == metric(Kind.CONVERSATION_CREATED)
+    }
+    shown = ("subject", "conversationChannel", "conversationLink")
+    closed = [e["properties"] for e in events if e["metric"] == metric(Kind.CONVERSATION_CLOSED)]
+    assert len(closed) == 40
+    for properties in closed:
+        assert properties["subject"] == "Hi"
+        made = created[properties["conversationId"]]
+        assert {name: properties.get(name) for name in shown} == {name: made.get(name) for name in shown}

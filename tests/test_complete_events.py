@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,68 @@ def test_help_scout_connect_with_a_token_that_may_not_manage_webhooks_says_so(se
     assert result.exit_code != 0
     assert "Help Scout answered 403 to GET /v2/webhooks" in result.output
     assert "may not manage webhooks" in result.output
+    assert requests.get(f"{apis.url}/sandbox/helpscout/webhooks", timeout=5).json()["webhooks"] == []
+
+
+def signed_in_operator(app):
+    """A browser signed in as an operator, as the admin page's buttons are used."""
+    from werkzeug.security import generate_password_hash
+
+    from app.models import User
+
+    with app.app_context():
+        db.session.add(
+            User(
+                email="admin@example.com",
+                password_hash=generate_password_hash("a-long-password"),
+                is_operator=True,
+            )
+        )
+        db.session.commit()
+    client = app.test_client()
+    client.post(
+        "/admin/login",
+        data={"email": "admin@example.com", "password": "a-long-password", "csrf_token": csrf(client)},
+    )
+    return client
+
+
+def csrf(client, path: str = "/admin/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)[1]
+
+
+def test_the_connect_help_scout_button_creates_our_webhook_once(service, apis):
+    workspace_id, secret = make_workspace(service, "helpscout", helpdesk_sandbox.HELPSCOUT_KEY, apis.url)
+    client = signed_in_operator(service.app)
+    page = f"/admin/workspaces/{workspace_id}"
+    assert "Connect Help Scout" in client.get(page).get_data(as_text=True)
+    path = f"/admin/workspaces/{workspace_id}/helpscout/connect"
+    assert client.post(path).status_code == 400  # no CSRF token
+    first = client.post(path, data={"csrf_token": csrf(client, page)}, follow_redirects=True)
+    again = client.post(path, data={"csrf_token": csrf(client, page)}, follow_redirects=True)
+    [webhook] = requests.get(f"{apis.url}/sandbox/helpscout/webhooks", timeout=5).json()["webhooks"]
+    assert f"Created our webhook in Help Scout ({webhook['id']})" in html.unescape(
+        first.get_data(as_text=True)
+    )
+    assert f"Found and updated our webhook in Help Scout ({webhook['id']})" in html.unescape(
+        again.get_data(as_text=True)
+    )
+    assert webhook["url"].endswith(f"/webhooks/helpscout/{workspace_id}")
+    assert webhook["secret"] == secret
+
+
+def test_the_connect_help_scout_button_says_what_the_token_may_not_do(service, apis):
+    workspace_id, _ = make_workspace(service, "helpscout", helpdesk_sandbox.HELPSCOUT_READ_ONLY_KEY, apis.url)
+    client = signed_in_operator(service.app)
+    page = f"/admin/workspaces/{workspace_id}"
+    answer = client.post(
+        f"/admin/workspaces/{workspace_id}/helpscout/connect",
+        data={"csrf_token": csrf(client, page)},
+        follow_redirects=True,
+    )
+    assert "Could not connect Help Scout" in html.unescape(answer.get_data(as_text=True))
+    assert "may not manage webhooks" in html.unescape(answer.get_data(as_text=True))
     assert requests.get(f"{apis.url}/sandbox/helpscout/webhooks", timeout=5).json()["webhooks"] == []
 
 

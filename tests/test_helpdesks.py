@@ -25,6 +25,7 @@ from app.klaviyo import mapping
 from app.models import Delivery, DeliveryStatus, Workspace, new_webhook_secret
 from app.push import delivery
 from app.signing import sign_standard_webhook, verify_shared_secret
+from sandbox import front as front_sandbox
 from sandbox import helpdesks as lookup_sandbox
 from sandbox.serve import ServerThread
 from tests.conftest import SANDBOX_KEY
@@ -33,13 +34,27 @@ from tests.services import wait_until
 ADA = {"id": "8712", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550132"}
 NOW = datetime.now(UTC).replace(microsecond=0)
 ISO = NOW.isoformat().replace("+00:00", "Z")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# What a case's event says of its customer and subject, where its payload is a documented example;
+# the others are Ada's conversation "Where is my order?".
+DOCUMENTED = {
+    "front": ("purpleboss@limitlesspaper.com", "How to prank Dwight Schrute"),
+    "intercom": ("ada@example.com", None),  # the documented conversation has no title or subject
+}
+# The customer id a case's conversation names, where the helpdesk's API is asked for the customer
+CUSTOMER_IDS = {"intercom": "667d60d88a68186f43bafde1"}
+
+
+def fixture(vendor: str, name: str) -> dict:
+    """A documented example payload, replayed as it is (tests/fixtures/<vendor>/ names its source)."""
+    return json.loads((FIXTURES / vendor / name).read_text())["payload"]
 
 
 def _hmac(secret: str, content: bytes, digest: str = "sha256") -> bytes:
     return hmac.new(secret.encode(), content, digest).digest()
 
 
-# (helpdesk, payload, headers maker, helpdesk API key) for one conversation created by Ada.
+# (helpdesk, payload, headers maker, helpdesk API key) for one created conversation each.
 def _zendesk_headers(body: bytes, secret: str) -> dict[str, str]:
     """Signed now: Zendesk's timestamp is checked against the clock, however long the suite has run."""
     stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -84,23 +99,7 @@ CASES: list[Case] = [
     ),
     (
         "intercom",
-        {
-            "type": "notification_event",
-            "id": "notif_1",
-            "topic": "conversation.user.created",
-            "created_at": int(NOW.timestamp()),
-            "data": {
-                "item": {
-                    "type": "conversation",
-                    "id": "35",
-                    "title": "Where is my order?",
-                    "state": "open",
-                    "created_at": int(NOW.timestamp()),
-                    "source": {"type": "conversation", "author": {"type": "user", "id": "8712"}},
-                    "contacts": {"contacts": [{"type": "contact", "id": "8712"}]},
-                }
-            },
-        },
+        fixture("intercom", "conversation-user-created.json"),
         lambda body, secret: {"X-Hub-Signature": "sha1=" + _hmac(secret, body, "sha1").hex()},
         lookup_sandbox.INTERCOM_KEY,
     ),
@@ -143,24 +142,8 @@ CASES: list[Case] = [
     ),
     (
         "front",
-        {
-            "id": "evt_1",
-            "type": "inbound",
-            "emitted_at": NOW.timestamp(),
-            "conversation": {
-                "id": "cnv_35",
-                "subject": "Where is my order?",
-                "status": "unassigned",
-                "created_at": NOW.timestamp(),
-                "recipient": {"handle": "ada@example.com", "role": "from"},
-            },
-        },
-        lambda body, secret: {
-            "X-Front-Request-Timestamp": str(int(time.time())),
-            "X-Front-Signature": base64.b64encode(
-                _hmac(secret, str(int(time.time())).encode() + b":" + body)
-            ).decode(),
-        },
+        fixture("front", "application-inbound-received.json"),
+        front_sandbox.application_headers,  # signed now: Front's timestamp is checked against the clock
         None,
     ),
     (
@@ -210,8 +193,9 @@ def test_every_helpdesk_is_registered_with_a_set_up_guide_and_valid_defaults():
 def connect(service, helpdesk_apis, name: str, api_key: str | None) -> tuple[str, str]:
     """A workspace on `name` sending to the Klaviyo sandbox, Ada known to its API; (its id, its secret)."""
     if name in lookup_sandbox.HELPDESKS:
+        ada = {**ADA, "id": CUSTOMER_IDS.get(name, ADA["id"])}
         requests.post(
-            f"{helpdesk_apis.url}/sandbox/{name}/customers", json=[ADA], timeout=5
+            f"{helpdesk_apis.url}/sandbox/{name}/customers", json=[ada], timeout=5
         ).raise_for_status()
     with service.app.app_context():
         workspace = Workspace(name=f"Acme on {name}", helpdesk=name, settings={})
@@ -241,11 +225,13 @@ def klaviyo_events(klaviyo) -> list[dict]:
     return requests.get(f"{klaviyo.url}/sandbox/events", timeout=5).json()["events"]
 
 
-def assert_adas_conversation(name: str, event: dict) -> None:
+def assert_the_conversation(name: str, event: dict) -> None:
+    """The case's conversation created, for its customer, with its subject."""
+    email, subject = DOCUMENTED.get(name, ("ada@example.com", "Where is my order?"))
     prefix = HELPDESKS[name].metric_prefix or HELPDESKS[name].title
     assert event["metric"] == f"{prefix} Conversation Create"
-    assert event["email"] == "ada@example.com"
-    assert event["properties"]["subject"] == "Where is my order?"
+    assert event["email"] == email
+    assert event["properties"]["subject"] == subject
 
 
 @pytest.mark.parametrize(("name", "payload", "signer", "api_key"), CASES, ids=[case[0] for case in CASES])
@@ -264,7 +250,7 @@ def test_a_conversation_from_each_helpdesk_reaches_klaviyo_once(
             assert attempt is not None
             assert attempt.status == DeliveryStatus.DELIVERED, attempt
     [event] = klaviyo_events(klaviyo)  # the retried webhook added nothing
-    assert_adas_conversation(name, event)
+    assert_the_conversation(name, event)
     tampered = service.app.test_client().post(
         f"/webhooks/{name}/{workspace_id}",
         data=body + b" ",
@@ -294,7 +280,7 @@ def test_every_helpdesks_conversation_reaches_klaviyo_once_through_a_worker(serv
     for name, *_ in CASES:
         prefix = HELPDESKS[name].metric_prefix or HELPDESKS[name].title
         [event] = [event for event in events if event["metric"] == f"{prefix} Conversation Create"]
-        assert_adas_conversation(name, event)
+        assert_the_conversation(name, event)
 
 
 def test_adding_a_helpdesk_is_one_module_and_one_registry_line(service, monkeypatch):
@@ -346,3 +332,61 @@ def test_the_readme_carries_every_helpdesks_set_up_guide_as_the_code_has_it():
     for name, helpdesk in HELPDESKS.items():
         if name != "kustomer":  # Kustomer's guide is the README's walk-through
             assert helpdesk.guide_markdown() in readme, f"README's {helpdesk.title} guide is out of date"
+
+
+def _without(path: str) -> Callable[[dict], dict]:
+    """A copy of a payload with the value at a dotted path removed."""
+
+    def change(payload: dict) -> dict:
+        copy = json.loads(json.dumps(payload))
+        *parents, last = path.split(".")
+        node = copy
+        for key in parents:
+            node = node[key]
+        del node[last]
+        return copy
+
+    return change
+
+
+# (helpdesk, the case's payload without its customer, the field a 400 names or None when accepted)
+WITHOUT_CUSTOMER = [
+    # "Every ticket has a requester and submitter" (developer.zendesk.com, Tickets API)
+    ("zendesk", _without("detail.requester_id"), "detail.requester_id"),
+    # the Conversation object's "customer: The customer who this conversation is associated with"
+    # (developer.helpscout.com/webhooks/objects/conversation)
+    ("helpscout", _without("customer"), "primaryCustomer"),
+    # the 2.11 Conversation object requires `contacts` (Intercom-OpenAPI descriptions/2.11)
+    ("intercom", _without("data.item.contacts"), "data.item.contacts"),
+    # "A ticket is a conversation between your support agents and one of your customers"
+    # (developers.gorgias.com/reference/tickets)
+    ("gorgias", _without("ticket.customer"), "ticket.customer"),
+    # Freshdesk's own pages we could find do not say a ticket always has a contact: accepted, and the
+    # delivery waits for a customer as before (docs/vendors/freshdesk.md)
+    ("freshdesk", _without("ticket.contact"), None),
+    # core-api.json ConversationResponse.recipient is `nullable: true` ("Main recipient of the
+    # conversation"): accepted, a conversation with no customer to record on (docs/vendors/front.md)
+    ("front", _without("payload.conversation.recipient"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"), WITHOUT_CUSTOMER, ids=[case[0] for case in WITHOUT_CUSTOMER]
+)
+def test_a_conversation_without_its_customer_is_refused_where_the_vendor_always_names_one(
+    service, helpdesk_apis, name, change, field
+):
+    """A 400 naming the field where the documentation always names the customer; else accepted."""
+    [(_, payload, signer, api_key)] = [case for case in CASES if case[0] == name]
+    workspace_id, secret = connect(service, helpdesk_apis, name, api_key)
+    body = json.dumps(change(payload)).encode()
+    response = service.app.test_client().post(
+        f"/webhooks/{name}/{workspace_id}",
+        data=body,
+        headers={"Content-Type": "application/json", **signer(body, secret)},
+    )
+    if field is None:
+        assert response.status_code == 202, response.get_data(as_text=True)
+    else:
+        assert response.status_code == 400
+        assert response.get_json()["error"]["message"].startswith(f"{field}: Missing data")

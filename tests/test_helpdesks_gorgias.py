@@ -171,15 +171,20 @@ def test_triggers_we_do_not_act_on_give_no_facts(trigger):
     assert webhook.event_id.startswith(f"{trigger}:")
 
 
-def test_a_ticket_without_a_customer_is_a_fact_without_one_and_no_customer_fact():
-    [fact] = parse(ticket_body("ticket-created", customer={"id": "", "email": "", "name": ""})).facts
-    assert (fact.kind, fact.customer_id, fact.customer) == (Kind.CONVERSATION_CREATED, None, None)
-
-
-def test_a_ticket_with_no_customer_object_is_a_fact_without_one():
+@pytest.mark.parametrize(
+    "customer",
+    [{"id": "", "email": "", "name": ""}, None],
+    ids=["rendered empty", "absent"],
+)
+def test_a_ticket_without_its_customer_is_malformed(customer):
+    """Every Gorgias ticket is with one of the customers: without one, a 400 naming the field."""
     body = ticket_body("ticket-created")
-    del body["ticket"]["customer"]
-    assert parse(body).facts[0].customer_id is None
+    if customer is None:
+        del body["ticket"]["customer"]
+    else:
+        body["ticket"]["customer"] = customer
+    with pytest.raises(PayloadError, match=r"^ticket\.customer: Missing data"):
+        parse(body)
 
 
 def test_a_customer_without_an_email_is_named_but_not_upserted():
@@ -312,9 +317,10 @@ def test_the_published_template_with_every_optional_placeholder_empty_is_still_r
     empty = dict.fromkeys(RENDERED, "") | {
         "ticket.id": "48213907",
         "ticket.created_datetime": "2026-11-20T10:00:00",
+        "ticket.customer.id": "1509321",  # not optional: every ticket has its customer
     }
     [fact] = parse(render(BODY_TEMPLATE, empty)).facts
-    assert (fact.kind, fact.subject, fact.customer) == (Kind.CONVERSATION_CREATED, None, None)
+    assert (fact.kind, fact.subject, fact.customer.email) == (Kind.CONVERSATION_CREATED, None, None)
     template = BODY_TEMPLATE.replace('"ticket-created"', '"ticket-updated"')
     assert parse(render(template, empty)).facts == []
 

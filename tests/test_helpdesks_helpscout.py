@@ -166,11 +166,13 @@ def test_a_customer_without_an_email_is_named_by_id_for_a_lookup():
     assert (fact.customer_id, fact.customer) == ("401", None)
 
 
-def test_a_conversation_without_a_customer_is_a_fact_without_one():
-    payload = conversation()
+@pytest.mark.parametrize("name", ["convo.created", "convo.status"])
+def test_a_conversation_without_its_customer_is_malformed(name):
+    """Help Scout's conversation always has its customer: without it, a 400 naming the field."""
+    payload = closed("2026-11-20T11:00:00Z")
     del payload["primaryCustomer"]
-    [fact] = parse(payload, event("convo.created")).facts
-    assert (fact.customer_id, fact.customer) == (None, None)
+    with pytest.raises(PayloadError, match=r"^primaryCustomer: Missing data"):
+        parse(payload, event(name))
 
 
 def test_the_channel_falls_back_to_the_conversation_type():

@@ -191,18 +191,23 @@ def test_the_first_contact_wins_over_the_author_and_the_author_does_not_ride_on_
     assert (fact.customer_id, fact.customer) == ("other", None)
 
 
-def test_a_teammate_author_is_not_the_customer():
+@pytest.mark.parametrize(
+    "author",
+    [{"type": "admin", "id": "814860", "name": "Ada", "email": "ada@shop.example"}, None],
+    ids=["a teammate author is not the customer", "no author"],
+)
+@pytest.mark.parametrize(
+    "topic", ["conversation.user.created", "conversation.admin.closed", "conversation.rating.added"]
+)
+def test_a_conversation_without_its_contact_is_malformed(topic, author):
+    """Intercom's conversation requires its contacts: with none, and no customer author, a 400."""
     item = conversation(contacts=None)
-    item["source"]["author"] = {"type": "admin", "id": "814860", "name": "Ada", "email": "ada@shop.example"}
-    [fact] = parse(notification("conversation.user.created", item)).facts
-    assert (fact.customer_id, fact.customer) == (None, None)
-
-
-def test_a_conversation_without_a_customer_is_a_fact_without_one():
-    item = conversation(contacts=None)
-    item["source"].pop("author")
-    [fact] = parse(notification("conversation.user.created", item)).facts
-    assert (fact.customer_id, fact.customer) == (None, None)
+    if author is None:
+        item["source"].pop("author")
+    else:
+        item["source"]["author"] = author
+    with pytest.raises(PayloadError, match=r"^data\.item\.contacts: Missing data"):
+        parse(notification(topic, item))
 
 
 def test_the_subject_falls_back_to_the_email_subject_and_the_channel_to_delivered_as():

@@ -121,9 +121,18 @@ def test_a_malformed_event_names_the_field(change, message):
         parse(payload)
 
 
-def test_a_ticket_without_a_requester_has_no_customer_to_record_on():
-    [fact] = parse(event("ticket.created", requester_id=None)).facts
-    assert fact.customer_id is None
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (lambda: event("ticket.created", requester_id=None), "detail.requester_id"),
+        (lambda: {k: v for k, v in trigger("ticket.solved").items() if k != "requester"}, "requester"),
+    ],
+    ids=["event", "trigger"],
+)
+def test_a_ticket_without_its_requester_is_malformed(payload, field):
+    """Every Zendesk ticket has a requester: without it, a 400 naming the field (issue 15)."""
+    with pytest.raises(PayloadError, match=rf"^{re.escape(field)}: Missing data"):
+        parse(payload())
 
 
 def test_a_body_that_is_neither_an_event_nor_our_trigger_is_refused():

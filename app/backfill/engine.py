@@ -39,9 +39,11 @@ from app.models import (
     Workspace,
     utcnow,
 )
+from app.push import conversations
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # items whose customers are resolved together
+REMEMBERED_CONVERSATIONS = 100_000  # conversations whose create the history showed, kept to complete closes
 KLAVIYO_RETRIES = 8  # 5xx or no answer, with backoff from 1 s to 2 min: then the run pauses
 
 
@@ -102,6 +104,7 @@ class Runner:
         since = backfill.options.get("since")
         self.since = datetime.fromisoformat(since) if since else None
         self.events = _EventBatch()
+        self.conversations: dict[str, helpdesks.ConversationFacts] = {}  # what the history told so far
         self.event_problems = Tally()
         self.people = profiles.ProfileBatch()
         self.profile_problems = Tally()
@@ -231,7 +234,7 @@ class Runner:
             self.event_problems.add(item, "skipped", "line", item.problem)
             return
         bodies = []
-        for fact in item.facts:
+        for fact in self._completed(item.facts):
             if not self.workspace.sends(fact.kind.value):
                 self._skip(f"{fact.kind.value} events are switched off for this workspace")
                 continue
@@ -262,6 +265,32 @@ class Runner:
         batch.items += [item] * len(bodies)
         batch.size += sum(sizes)
         self.examples.setdefault("event", bodies[0])
+
+    def _completed(self, facts: list[Fact]) -> list[Fact]:
+        """The facts, closes and ratings completed as live ones are: from the history's earlier lines
+        of their conversation, else from what intake stored of it (app/push/conversations.py).
+
+        The helpdesk's API is not asked: a backfill would make one call per close.
+        """
+        seen = self.conversations
+        for fact in facts:
+            if fact.conversation_id is not None and (fact.subject or fact.channel or fact.link):
+                before = seen.pop(fact.conversation_id, None) or helpdesks.ConversationFacts()
+                seen[fact.conversation_id] = helpdesks.ConversationFacts(
+                    fact.subject or before.subject, fact.channel or before.channel, fact.link or before.link
+                )
+        lacking = {fact.conversation_id for fact in facts if conversations.lacks(fact)} - set(seen)
+        stored = conversations.stored(self.workspace.id, {c for c in lacking if c}) if lacking else {}
+        while len(seen) > REMEMBERED_CONVERSATIONS:  # the oldest first: a conversation's lines are close
+            del seen[next(iter(seen))]
+        return [
+            conversations.fill(
+                fact, seen.get(fact.conversation_id or "") or stored.get(fact.conversation_id or "")
+            )
+            if conversations.lacks(fact)
+            else fact
+            for fact in facts
+        ]
 
     def _skip(self, reason: str) -> None:
         self.event_problems.count("events_skipped")

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from app.facts import Customer, Fact, Kind, Webhook
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook
 from app.helpdesks import Helpdesk, SetupGuide
 from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
 from app.signing import SignatureError, verify_shared_secret
@@ -58,9 +58,10 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     if trigger not in (CREATED, UPDATED):
         return Webhook(event_id, trigger, [])
     ticket = mapping(payload.get("ticket"), "ticket")
+    conversation_id = required_text(ticket.get("id"), "ticket.id")
     customer = _customer(mapping(ticket.get("customer"), "ticket.customer"))
     base: dict[str, Any] = {
-        "conversation_id": required_text(ticket.get("id"), "ticket.id"),
+        "conversation_id": conversation_id,
         "customer_id": customer.helpdesk_id if customer else None,
         "subject": text(ticket.get("subject"), "ticket.subject"),
         "channel": text(ticket.get("channel"), "ticket.channel"),
@@ -95,6 +96,10 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         csat = _csat(survey, base)
         if csat is not None:
             facts.append(csat)
+    if facts and customer is None:
+        # "A ticket is a conversation between your support agents and one of your customers"
+        # (developers.gorgias.com/reference/tickets): a ticket event without its customer is malformed
+        raise PayloadError("ticket.customer: Missing data for required field (its id or email).")
     if facts and customer is not None and customer.identifiable:
         facts.append(Fact.customer_upserted(customer, updated or facts[0].occurred_at))
     return Webhook(event_id, trigger, facts)

@@ -81,15 +81,20 @@ def _conversation_base(conversation: dict) -> dict[str, Any]:
     links = mapping(conversation.get("_links"), "_links")
     web = mapping(links.get("web"), "_links.web")
     where = "primaryCustomer" if conversation.get("primaryCustomer") is not None else "customer"
+    # The Conversation object's "customer Person: The customer who this conversation is associated
+    # with" (developer.helpscout.com/webhooks/objects/conversation), and no conversation is created
+    # without one (mailbox-api/endpoints/conversations/create): without it, the body is malformed.
     person = mapping(conversation.get(where), where)
-    customer = _customer(person, where) if person else None
+    if not person:
+        raise PayloadError("primaryCustomer: Missing data for required field.")
+    customer = _customer(person, where)
     return {
         "conversation_id": required_text(conversation.get("id"), "id"),
-        "customer_id": customer.helpdesk_id if customer else None,
+        "customer_id": customer.helpdesk_id,
         "subject": text(conversation.get("subject"), "subject"),
         "channel": text(source.get("type"), "source.type") or text(conversation.get("type"), "type"),
         "link": text(web.get("href"), "_links.web.href"),
-        "customer": customer if customer and customer.email else None,
+        "customer": customer if customer.email else None,
     }
 
 

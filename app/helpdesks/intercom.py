@@ -95,6 +95,11 @@ def _conversation_base(item: dict) -> dict[str, Any]:
     author_type = text(author.get("type"), "data.item.source.author.type")
     author_id = text(author.get("id"), "data.item.source.author.id")
     customer_id = _first_contact(item) or (author_id if author_type not in TEAMMATES else None)
+    if customer_id is None:
+        # The Conversation object requires `contacts`, "the list of contacts (users or leads) involved
+        # in this conversation" (Intercom's API description 2.11, schema `conversation`): a
+        # conversation that names no contact, and no customer as its author, is malformed.
+        raise PayloadError("data.item.contacts: Missing data for required field.")
     customer = None
     email = text(author.get("email"), "data.item.source.author.email")
     if email and customer_id and author_id == customer_id:

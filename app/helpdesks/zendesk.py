@@ -18,7 +18,17 @@ import requests
 
 from app.facts import Customer, Fact, Kind, PayloadError, Webhook
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
-from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
+from app.helpdesks.common import (
+    body_id,
+    mapping,
+    moment,
+    rating,
+    required,
+    required_mapping,
+    required_text,
+    split_name,
+    text,
+)
 from app.signing import SignatureError, check_timestamp, iso_seconds, verify_hmac
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
@@ -92,7 +102,9 @@ def _ticket_base(ticket: dict, where: str) -> dict[str, Any]:
     channel = mapping(via, f"{where}.via").get("channel") if isinstance(via, dict) else via
     return {
         "conversation_id": required_text(ticket.get("id"), f"{where}.id"),
-        "customer_id": text(ticket.get("requester_id"), f"{where}.requester_id"),
+        # "Every ticket has a requester and submitter" (developer.zendesk.com/api-reference/ticketing/
+        # tickets/tickets): a ticket event without its requester is malformed
+        "customer_id": required_text(ticket.get("requester_id"), f"{where}.requester_id"),
         "subject": text(ticket.get("subject"), f"{where}.subject"),
         "channel": text(channel, f"{where}.via.channel"),
     }
@@ -101,11 +113,11 @@ def _ticket_base(ticket: dict, where: str) -> dict[str, Any]:
 def _trigger_webhook(payload: dict) -> Webhook:
     event = required_text(payload.get("event"), "event")
     ticket = mapping(payload.get("ticket"), "ticket")
-    requester = mapping(payload.get("requester"), "requester")
-    customer = _customer(requester, "requester") if requester else None
+    # every ticket has a requester, and the trigger's body always renders it (TRIGGER_TEMPLATE)
+    customer = _customer(required_mapping(payload.get("requester"), "requester"), "requester")
     base: dict[str, Any] = {
         "conversation_id": required_text(ticket.get("id"), "ticket.id"),
-        "customer_id": customer.helpdesk_id if customer else None,
+        "customer_id": customer.helpdesk_id,
         "subject": text(ticket.get("subject"), "ticket.subject"),
         "channel": text(ticket.get("channel"), "ticket.channel"),
         "link": text(ticket.get("url"), "ticket.url"),
@@ -124,7 +136,7 @@ def _trigger_webhook(payload: dict) -> Webhook:
     elif event == "ticket.rated":
         csat = _csat(mapping(payload.get("satisfaction"), "satisfaction"), when, base)
         facts += [csat] if csat is not None else []
-    if customer is not None and customer.identifiable:
+    if customer.identifiable:
         facts.append(Fact.customer_upserted(customer, when))
     return Webhook(body_id(event, payload), f"trigger {event}", facts)
 
