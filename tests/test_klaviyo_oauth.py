@@ -358,7 +358,12 @@ def test_workspace_create_needs_no_key_where_klaviyo_oauth_is_set_up(app, make_a
     with app.app_context():
         beta = db.session.get(Workspace, json.loads(created.output)["id"])
         assert beta.klaviyo_key is None
-    plain = make_app({"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": "oauth-tests"})
+    plain = make_app(
+        {
+            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+            "SECRET_KEY": "oauth-tests-0123456789-abcdefghij",
+        }
+    )
     refused = plain.test_cli_runner().invoke(args=["workspace", "create", "--name", "Gamma"])
     assert refused.exit_code != 0
     assert "give --klaviyo-key" in refused.output
@@ -378,7 +383,12 @@ def test_the_new_workspace_form_takes_no_key_and_asks_to_connect_klaviyo(admin, 
 
 
 def test_without_klaviyo_oauth_a_new_workspace_still_needs_its_key(make_app, tmp_path):
-    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": "x"})
+    app = make_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}",
+            "SECRET_KEY": "plain-tests-0123456789-abcdefghijklmn",
+        }
+    )
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
