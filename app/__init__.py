@@ -110,6 +110,7 @@ TASK_ROUTES = {
     "deliveries.requeue_stale": {"queue": "control"},
     "deliveries.check_backlogs": {"queue": "control"},
     "backfills.resume_stale": {"queue": "control"},
+    "privacy.scrub_again": {"queue": "control"},
     # Apart from the bulk queue: a backfill's 25 s slices must not hold up a backlog drain, which
     # owes live events; both share the account's bulk-tier quota through the rate limiter anyway.
     "backfills.run": {"queue": "backfills"},

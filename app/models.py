@@ -79,6 +79,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "helpdesk_api_url": "",
     "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)
     "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
+    "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
+    "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
 }
 
 
@@ -262,6 +264,7 @@ class DeliveryStatus:
     DELIVERED = "delivered"
     FAILED = "failed"  # Klaviyo refused it, or it can never be sent; the reason is kept
     DEAD = "dead"  # transient errors past the max age; replayable
+    CANCELLED = "cancelled"  # never sent: its customer was erased while it was owed
 
     OPEN = (PENDING, WAITING)
 
@@ -307,6 +310,24 @@ class Delivery(Model):
     def age_seconds(self) -> float:
         """How long this delivery has been owed, counted from an admin's retry if there was one."""
         return (utcnow() - (self.replayed_at or self.created_at)).total_seconds()
+
+
+class Erasure(Model):
+    """An erasure we carried out, kept without the address: only a keyed hash of what was named."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    identifier_kind: Mapped[str] = mapped_column(String(20))  # email, phone or customer_id
+    identifier_hash: Mapped[str] = mapped_column(String(64), index=True)  # HMAC-SHA256, app.privacy
+    source: Mapped[str] = mapped_column(String(40))  # command, admin, helpdesk or tag
+    requested_by: Mapped[str | None] = mapped_column(String(320))  # the admin who asked, if one did
+    customers_removed: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries_cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries_scrubbed: Mapped[int] = mapped_column(Integer, default=0)
+    klaviyo_deliveries: Mapped[list[int]] = mapped_column(JSON, default=list)  # the deletion requests
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Customer(Model):

@@ -9,6 +9,7 @@ from celery import shared_task
 from flask import current_app
 
 from app import backfill
+from app.privacy import erasure
 from app.push import backlog, delivery, publisher
 from tasks import backfills, bulk
 
@@ -46,3 +47,9 @@ def resume_stale() -> list[int]:
         log.info("resuming backfill %d, whose worker stopped", backfill_id)
         backfills.run_backfill.delay(backfill_id)
     return ids
+
+
+@shared_task(name=erasure.SCRUB_AGAIN_TASK, ignore_result=True)
+def scrub_again(delivery_ids: list[int]) -> int:
+    """Scrub once more the rows a worker was sending while their customer was erased."""
+    return erasure.scrub_again(delivery_ids)

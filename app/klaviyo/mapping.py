@@ -371,3 +371,13 @@ def bulk_events_body(bodies: list[dict[str, Any]], *, backfill: bool = False) ->
     return {
         "data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}
     }
+
+
+def deletion_body(identifier: str, value: str) -> dict[str, Any]:
+    """A request to delete every profile with this `email` or `phone_number` (data-privacy-deletion-jobs).
+
+    Klaviyo takes one identifier per request: "If multiple identifiers are provided, we will return
+    an error" (request_profile_deletion in the spec).
+    """
+    profile = {"type": "profile", "attributes": {identifier: value}}
+    return {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": profile}}}}

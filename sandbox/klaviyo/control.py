@@ -205,6 +205,8 @@ def stats() -> Response:
         events=len(account.events),
         profiles=len(account.profiles),
         dropped_duplicates=account.dropped_duplicates,
+        deletion_requests=account.deletion_requests,
+        deleted_profiles=account.deleted_profiles,
     )
 
 
