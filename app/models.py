@@ -81,6 +81,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
     "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
     "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
+    # helpdesk signals -> Klaviyo consent: [{"action": "subscribe"|"unsubscribe", "channel": "email"|"sms",
+    # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)}]
+    "consent_rules": [],
+    "consent_list_id": "",  # the Klaviyo list opt-ins join
 }
 
 

@@ -167,7 +167,7 @@ def _scrub(workspace_id: str, customer_ids: set[str], emails: set[str], result: 
         select(Delivery).where(
             Delivery.workspace_id == workspace_id,
             or_(*conditions),
-            Delivery.kind.not_in(consent_and_privacy.KINDS),
+            Delivery.kind != Kind.PROFILE_DELETION.value,
         )
     ).all()
     now = utcnow()
