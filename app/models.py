@@ -81,6 +81,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
     "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
     "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
+    "receipt_days": 7,  # receipts (intake's duplicate check) are kept this long: past every retry window
     # helpdesk signals -> Klaviyo consent: [{"action": "subscribe"|"unsubscribe", "channel": "email"|"sms",
     # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)}]
     "consent_rules": [],
@@ -253,7 +254,10 @@ class Receipt(Model):
     """One helpdesk webhook we acknowledged; (workspace, event id) is the intake dedup key."""
 
     __tablename__ = "receipts"
-    __table_args__ = (UniqueConstraint("workspace_id", "event_id", name="uq_receipts_workspace_event"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "event_id", name="uq_receipts_workspace_event"),
+        Index("ix_receipts_workspace_received", "workspace_id", "received_at"),  # retention's pruning
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

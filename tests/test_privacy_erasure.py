@@ -256,7 +256,7 @@ def admin_app(make_app, database_url, klaviyo, kustomer, redis_url):
 
 @pytest.fixture
 def people(admin_app):
-    """An owner and a member of the workspace, each signed in with a test client."""
+    """An owner's and a member's signed-in test clients, by role, and the workspace's id."""
     app = admin_app
     with app.app_context():
         ws = workspace()
@@ -272,6 +272,8 @@ def people(admin_app):
         answer = _sign_in(client, f"{role}@example.com")
         assert answer.status_code == 302, answer.get_data(as_text=True)
         clients[role] = client
+    with app.app_context():
+        clients["workspace_id"] = workspace().id
     return clients
 
 
@@ -337,3 +339,11 @@ def test_the_sandbox_refuses_a_deletion_naming_two_identifiers(klaviyo, klaviyo_
     answer = requests.Session().send(request.prepare(), timeout=5)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "invalid"
+
+
+def test_the_delivery_log_says_how_long_it_keeps_what(people):
+    page = people[Role.MEMBER].get(f"/admin/workspaces/{people['workspace_id']}/deliveries")
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.get_data(as_text=True)).split())
+    assert "lose their personal data" in text
+    assert "after 30 days" in text
+    assert "receipts (event id and name, to catch resends) go after 7 days" in text

@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, null, or_, select
 
 from app.card import cache
 from app.extensions import db
@@ -31,7 +31,7 @@ IDENTIFIERS = ("email", "phone", "customer_id")
 SCRUB_AGAIN_TASK = "privacy.scrub_again"
 ERASED_NOTE = "Personal data erased on request."
 # what a delivery keeps of its fact once its customer is erased: enough to read the log by
-_KEPT_FACT_FIELDS = ("kind", "occurred_at", "discriminator")
+KEPT_FACT_FIELDS = ("kind", "occurred_at", "discriminator")
 
 
 class ErasureError(ValueError):
@@ -196,9 +196,9 @@ def scrub_row(row: Delivery) -> None:
     row.email = None
     row.customer_id = None
     row.conversation_id = None
-    row.request_body = None
+    row.request_body = null()  # SQL NULL: None in a JSON column is JSON's null
     row.response_body = None
-    row.fact = {name: row.fact[name] for name in _KEPT_FACT_FIELDS if name in (row.fact or {})}
+    row.fact = {name: row.fact[name] for name in KEPT_FACT_FIELDS if name in (row.fact or {})}
     row.last_error = ERASED_NOTE if row.status != DeliveryStatus.CANCELLED else f"Cancelled. {ERASED_NOTE}"
 
 

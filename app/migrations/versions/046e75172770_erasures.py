@@ -1,4 +1,4 @@
-"""erasures: erasure requests carried out, kept as a keyed hash of the identifier, never the address
+"""erasures (kept as a keyed hash of the identifier, never the address); receipts by time, for retention
 
 Revision ID: 046e75172770
 Revises: 9d3f6b1a7c20
@@ -34,9 +34,11 @@ def upgrade():
     )
     op.create_index("ix_erasures_workspace_id", "erasures", ["workspace_id"])
     op.create_index("ix_erasures_identifier_hash", "erasures", ["identifier_hash"])
+    op.create_index("ix_receipts_workspace_received", "receipts", ["workspace_id", "received_at"])
 
 
 def downgrade():
+    op.drop_index("ix_receipts_workspace_received", table_name="receipts")
     op.drop_index("ix_erasures_identifier_hash", table_name="erasures")
     op.drop_index("ix_erasures_workspace_id", table_name="erasures")
     op.drop_table("erasures")
