@@ -207,6 +207,10 @@ def stats() -> Response:
         dropped_duplicates=account.dropped_duplicates,
         deletion_requests=account.deletion_requests,
         deleted_profiles=account.deleted_profiles,
+        flows=[
+            {"id": flow_id, "name": flow["attributes"]["name"], "status": flow["attributes"]["status"]}
+            for flow_id, flow in account.flows.items()
+        ],
     )
 
 

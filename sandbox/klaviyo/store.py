@@ -122,6 +122,8 @@ class Account:
             self.campaigns: dict[str, Campaign] = {}
             self.jobs: dict[str, ImportJob] = {}
             self.deletion_requests = 0
+            self.flows: dict[str, dict[str, Any]] = {}  # id -> the flow as GET /api/flows/{id} shows it
+            self.flows_created: dict[str, int] = {}  # UTC day -> flows created (100 a day)
             self.deleted_profiles = 0
 
     # Profiles
