@@ -86,6 +86,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)}]
     "consent_rules": [],
     "consent_list_id": "",  # the Klaviyo list opt-ins join
+    "flow_presets": [],  # the flow presets installed in Klaviyo (app.flows)
 }
 
 
