@@ -79,7 +79,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "helpdesk_api_url": "",
     "bulk_threshold": 200,  # due events beyond which they go in bulk requests (backlog mode)
     "subdomain": "",  # the helpdesk account's, for conversation links; read off the API URL when empty
-    "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
     "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
     "receipt_days": 7,  # receipts (intake's duplicate check) are kept this long: past every retry window
     # helpdesk signals -> Klaviyo consent: [{"action": "subscribe"|"unsubscribe", "channel": "email"|"sms",

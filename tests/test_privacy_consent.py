@@ -175,3 +175,53 @@ def test_erasing_the_customer_cancels_an_owed_consent_change(app, klaviyo):
     db.session.expire_all()
     assert db.session.get(Delivery, row.id).status == DeliveryStatus.CANCELLED
     assert "ada@example.com" not in json.dumps(db.session.get(Delivery, row.id).fact)
+
+
+def test_the_settings_command_sets_consent_and_retention(app):
+    workspace_id = db.session.scalars(select(Workspace.id)).one()
+    rules = [{"action": "unsubscribe", "channel": "sms", "at_attribute": "smsStopAt"}]
+    result = app.test_cli_runner().invoke(
+        args=[
+            "privacy",
+            "settings",
+            workspace_id,
+            "--consent-rules",
+            json.dumps(rules),
+            "--personal-data-days",
+            "14",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["consent_rules"] == rules
+    assert shown["personal_data_days"] == 14
+    assert shown["receipt_days"] == 7
+    db.session.expire_all()
+    assert db.session.get(Workspace, workspace_id).setting("personal_data_days") == 14
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason"),
+    [
+        ("not json", "not JSON"),
+        ('{"action": "unsubscribe"}', "must be a JSON list"),
+        (
+            '[{"action": "delete", "channel": "email", "at_attribute": "x"}]',
+            "action must be subscribe or unsubscribe",
+        ),
+        (
+            '[{"action": "unsubscribe", "channel": "fax", "at_attribute": "x"}]',
+            "channel must be email or sms",
+        ),
+        ('[{"action": "unsubscribe", "channel": "email"}]', "at_attribute names the attribute"),
+        ('[{"action": "subscribe", "channel": "email", "at_attribute": "x"}]', "names its opt-in flag"),
+    ],
+)
+def test_bad_consent_rules_are_refused_saying_why(app, rules, reason):
+    workspace_id = db.session.scalars(select(Workspace.id)).one()
+    result = app.test_cli_runner().invoke(
+        args=["privacy", "settings", workspace_id, "--consent-rules", rules]
+    )
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert db.session.get(Workspace, workspace_id).setting("consent_rules") == RULES
