@@ -116,6 +116,8 @@ TASK_ROUTES = {
     "deliveries.requeue_stale": {"queue": "control"},
     "deliveries.check_backlogs": {"queue": "control"},
     "backfills.resume_stale": {"queue": "control"},
+    "privacy.scrub_again": {"queue": "control"},
+    "privacy.retention": {"queue": "control"},
     # Apart from the bulk queue: a backfill's 25 s slices must not hold up a backlog drain, which
     # owes live events; both share the account's bulk-tier quota through the rate limiter anyway.
     "backfills.run": {"queue": "backfills"},
@@ -153,6 +155,7 @@ def _celery_config(
             "requeue-stale-deliveries": {"task": "deliveries.requeue_stale", "schedule": requeue_interval},
             "check-backlogs": {"task": "deliveries.check_backlogs", "schedule": min(5.0, requeue_interval)},
             "resume-stale-backfills": {"task": "backfills.resume_stale", "schedule": 30.0},
+            "retention": {"task": "privacy.retention", "schedule": 3600.0},
         },
     }
     config.update(overrides)

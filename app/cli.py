@@ -559,6 +559,8 @@ def freshdesk_app_package(workspace_id: str, output: str) -> None:
 
 def init_app(app: Flask) -> None:
     from app.backfill.cli import backfill_command
+    from app.flows.cli import flows_cli
+    from app.privacy.cli import privacy_cli
 
     app.cli.add_command(workspace_cli)
     app.cli.add_command(admin_cli)
@@ -571,6 +573,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(freshdesk_cli)
     app.cli.add_command(front_cli)
     app.cli.add_command(backfill_command)
+    app.cli.add_command(privacy_cli)
+    app.cli.add_command(flows_cli)
     try:  # the sandboxes live beside the service in a clone, and are not installed with it
         from sandbox.demo import demo_command
     except ImportError:

@@ -16,6 +16,17 @@ class Kind(StrEnum):
     CSAT_SUBMITTED = "csat_submitted"
     CUSTOMER_UPSERTED = "customer_upserted"
     TEST_EVENT = "test_event"  # sent from the admin page to prove the set-up end to end
+    PROFILE_DELETION = "profile_deletion"  # an erasure request forwarded to Klaviyo (app.privacy)
+    UNSUBSCRIBE = "unsubscribe"  # a helpdesk consent signal: stop marketing on one channel
+    SUBSCRIBE = "subscribe"  # explicit marketing consent recorded in the helpdesk, with its time
+
+    @property
+    def is_event(self) -> bool:
+        """Whether it becomes a Klaviyo event (what the bulk sender carries), not a profile write."""
+        return self not in _NOT_EVENTS
+
+
+_NOT_EVENTS = frozenset({Kind.CUSTOMER_UPSERTED, Kind.PROFILE_DELETION, Kind.UNSUBSCRIBE, Kind.SUBSCRIBE})
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "zendesk_app_public_key": "",
     "zendesk_app_audience": "",
     "front_plugin_auth_secret": "",
+    "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
+    "receipt_days": 7,  # receipts (intake's duplicate check) are kept this long: past every retry window
+    # helpdesk signals -> Klaviyo consent: [{"action": "subscribe"|"unsubscribe", "channel": "email"|"sms",
+    # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)}]
+    "consent_rules": [],
+    "consent_list_id": "",  # the Klaviyo list opt-ins join
+    "flow_presets": [],  # the flow presets installed in Klaviyo (app.flows)
 }
 
 
@@ -254,7 +261,10 @@ class Receipt(Model):
     """One helpdesk webhook we acknowledged; (workspace, event id) is the intake dedup key."""
 
     __tablename__ = "receipts"
-    __table_args__ = (UniqueConstraint("workspace_id", "event_id", name="uq_receipts_workspace_event"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "event_id", name="uq_receipts_workspace_event"),
+        Index("ix_receipts_workspace_received", "workspace_id", "received_at"),  # retention's pruning
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -269,6 +279,7 @@ class DeliveryStatus:
     DELIVERED = "delivered"
     FAILED = "failed"  # Klaviyo refused it, or it can never be sent; the reason is kept
     DEAD = "dead"  # transient errors past the max age; replayable
+    CANCELLED = "cancelled"  # never sent: its customer was erased while it was owed
 
     OPEN = (PENDING, WAITING)
 
@@ -314,6 +325,24 @@ class Delivery(Model):
     def age_seconds(self) -> float:
         """How long this delivery has been owed, counted from an admin's retry if there was one."""
         return (utcnow() - (self.replayed_at or self.created_at)).total_seconds()
+
+
+class Erasure(Model):
+    """An erasure we carried out, kept without the address: only a keyed hash of what was named."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    identifier_kind: Mapped[str] = mapped_column(String(20))  # email, phone or customer_id
+    identifier_hash: Mapped[str] = mapped_column(String(64), index=True)  # HMAC-SHA256, app.privacy
+    source: Mapped[str] = mapped_column(String(40))  # command, admin, helpdesk or tag
+    requested_by: Mapped[str | None] = mapped_column(String(320))  # the admin who asked, if one did
+    customers_removed: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries_cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries_scrubbed: Mapped[int] = mapped_column(Integer, default=0)
+    klaviyo_deliveries: Mapped[list[int]] = mapped_column(JSON, default=list)  # the deletion requests
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Customer(Model):

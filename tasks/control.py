@@ -9,6 +9,7 @@ from celery import shared_task
 from flask import current_app
 
 from app import backfill
+from app.privacy import erasure, retention
 from app.push import backlog, delivery, publisher
 from tasks import backfills, bulk
 
@@ -46,3 +47,16 @@ def resume_stale() -> list[int]:
         log.info("resuming backfill %d, whose worker stopped", backfill_id)
         backfills.run_backfill.delay(backfill_id)
     return ids
+
+
+@shared_task(name=erasure.SCRUB_AGAIN_TASK, ignore_result=True)
+def scrub_again(delivery_ids: list[int]) -> int:
+    """Scrub once more the rows a worker was sending while their customer was erased."""
+    return erasure.scrub_again(delivery_ids)
+
+
+@shared_task(name="privacy.retention", ignore_result=True, expires=600, soft_time_limit=300, time_limit=330)
+def apply_retention() -> dict[str, int]:
+    """Strip personal data from settled deliveries past each workspace's days; prune old receipts."""
+    swept = retention.sweep()
+    return {"stripped": swept.deliveries_stripped, "pruned": swept.receipts_pruned}

@@ -64,6 +64,7 @@ def init_app(app: Flask) -> None:
         deliveries,
         klaviyo_oauth,
         members,
+        privacy,
         workspaces,
     )
     from app.card.sidebars import framed as sidebars

@@ -31,6 +31,7 @@ STATUSES = (
     DeliveryStatus.DELIVERED,
     DeliveryStatus.FAILED,
     DeliveryStatus.DEAD,
+    DeliveryStatus.CANCELLED,
 )
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.DEAD)
 FILTERS = ("status", "kind", "email", "conversation_id")

@@ -31,7 +31,7 @@ from app.facts import Customer, Fact, Kind, MappingSettings, Webhook
 from app.helpdesks import helpscout_connect, kustomer_connect
 from app.helpdesks import probe as helpdesk_probe
 from app.helpdesks.connect import ConnectError
-from app.klaviyo import probe
+from app.klaviyo import features, probe
 from app.klaviyo.credentials import klaviyo_client_for
 from app.models import DEFAULT_SETTINGS, Delivery, Role, Workspace, new_webhook_secret, utcnow
 from app.push import delivery, outbox, publisher
@@ -214,7 +214,7 @@ def test_connection(workspace_id: str):
     if not ButtonForm().validate_on_submit():
         abort(400)
     client = klaviyo_client_for(workspace, limiter=current_app.extensions["limiter"])
-    klaviyo_result = probe.check_klaviyo(client)
+    klaviyo_result = probe.check_klaviyo(client, features.switched_on(workspace))
     helpdesk_result = helpdesk_probe.check_helpdesk(
         workspace.helpdesk_info(),
         workspace.helpdesk_api_url(),

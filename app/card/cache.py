@@ -46,6 +46,11 @@ def _keys(workspace_id: str, kind: str, value: str) -> tuple[str, str]:
     return f"card:v1:{workspace_id}:{digest}", f"card-lock:v1:{workspace_id}:{digest}"
 
 
+def forget(workspace_id: str, kind: str, value: str) -> None:
+    """Drop one customer's cached card (an erasure); RedisError when Redis cannot be reached."""
+    redis_client(current_app).delete(*_keys(workspace_id, kind, value))
+
+
 def _support_metrics(workspace: Workspace) -> list[str]:
     settings = workspace.mapping_settings()
     return [

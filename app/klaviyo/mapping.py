@@ -371,3 +371,50 @@ def bulk_events_body(bodies: list[dict[str, Any]], *, backfill: bool = False) ->
     return {
         "data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}
     }
+
+
+def deletion_body(identifier: str, value: str) -> dict[str, Any]:
+    """A request to delete every profile with this `email` or `phone_number` (data-privacy-deletion-jobs).
+
+    Klaviyo takes one identifier per request: "If multiple identifiers are provided, we will return
+    an error" (request_profile_deletion in the spec).
+    """
+    profile = {"type": "profile", "attributes": {identifier: value}}
+    return {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": profile}}}}
+
+
+# the profile identifier each consent channel is keyed by (bulk subscribe and unsubscribe jobs)
+CONSENT_IDENTIFIERS = {"email": "email", "sms": "phone_number"}
+
+
+def subscribe_body(channel: str, value: str, consented_at: str, list_id: str) -> dict[str, Any]:
+    """Subscribe one profile to `channel` marketing on a list, with the time the customer consented."""
+    consent = {"marketing": {"consent": "SUBSCRIBED", "consented_at": consented_at}}
+    profile = {
+        "type": "profile",
+        "attributes": {CONSENT_IDENTIFIERS[channel]: value, "subscriptions": {channel: consent}},
+    }
+    return {
+        "data": {
+            "type": "profile-subscription-bulk-create-job",
+            "attributes": {"custom_source": "helpdesk-klaviyo", "profiles": {"data": [profile]}},
+            "relationships": {"list": {"data": {"type": "list", "id": list_id}}},
+        }
+    }
+
+
+def unsubscribe_body(channel: str, value: str) -> dict[str, Any]:
+    """Unsubscribe one profile from `channel` marketing (globally: no list is named)."""
+    profile = {
+        "type": "profile",
+        "attributes": {
+            CONSENT_IDENTIFIERS[channel]: value,
+            "subscriptions": {channel: {"marketing": {"consent": "UNSUBSCRIBED"}}},
+        },
+    }
+    return {
+        "data": {
+            "type": "profile-subscription-bulk-delete-job",
+            "attributes": {"profiles": {"data": [profile]}},
+        }
+    }

@@ -7,6 +7,8 @@ key's scopes, so nothing is written and a 403 still says the scope is missing.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,29 @@ _NO_PROFILE_IMPORT = {"data": {"type": "profile", "attributes": {}}}
 # then refuses the empty job with a 400, so no job is made
 _EMPTY_IMPORT_JOB = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": []}}}}
 
+BRIEF_WAIT_SECONDS = 2.0
+# nothing to delete: no identifier, which Klaviyo refuses (one of email, phone_number or id)
+_NO_PROFILE_DELETION = {
+    "data": {
+        "type": "data-privacy-deletion-job",
+        "attributes": {"profile": {"data": {"type": "profile", "attributes": {}}}},
+    }
+}
+# nobody to unsubscribe: an empty profile list
+_NO_PROFILE_UNSUBSCRIBE = {
+    "data": {"type": "profile-subscription-bulk-delete-job", "attributes": {"profiles": {"data": []}}}
+}
+# a flow whose entry action does not exist, so no flow can be made of it
+_UNBUILDABLE_FLOW = {
+    "data": {
+        "type": "flow",
+        "attributes": {
+            "name": "helpdesk-klaviyo connection test",
+            "definition": {"triggers": [], "actions": [], "entry_action_id": "none"},
+        },
+    }
+}
+
 # (scope, method, path, params, body) in the order the admin reads them
 PROBES: list[tuple[str, str, str, dict[str, str] | None, dict[str, Any] | None]] = [
     ("accounts:read", "GET", "/api/accounts", None, None),
@@ -48,6 +73,26 @@ PROBES: list[tuple[str, str, str, dict[str, str] | None, dict[str, Any] | None]]
     ),
     ("metrics:read", "GET", "/api/metrics", {"fields[metric]": "name"}, None),
 ]
+
+# the scopes of features a workspace switches on, asked only then (see `check_klaviyo`)
+FEATURE_PROBES: dict[str, list[tuple[str, str, str, dict[str, str] | None, dict[str, Any] | None]]] = {
+    "erasure": [
+        ("data-privacy:write", "POST", "/api/data-privacy-deletion-jobs", None, _NO_PROFILE_DELETION)
+    ],
+    "consent": [
+        (
+            "subscriptions:write",
+            "POST",
+            "/api/profile-subscription-bulk-delete-jobs",
+            None,
+            _NO_PROFILE_UNSUBSCRIBE,
+        )
+    ],
+    "flows": [
+        ("flows:read", "GET", "/api/flows", {"fields[flow]": "name"}, None),
+        ("flows:write", "POST", "/api/flows", None, _UNBUILDABLE_FLOW),
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -76,13 +121,29 @@ class KlaviyoConnection:
         return self.key_works and all(check.granted for check in self.scopes)
 
 
-def check_klaviyo(client: klaviyo.KlaviyoClient) -> KlaviyoConnection:
-    """Probe every scope this service needs; a bad key stops at the first call."""
+def _request_waiting_briefly(
+    client: klaviyo.KlaviyoClient, method: str, path: str, params: dict | None, body: Any
+) -> Any:
+    """One probe; a wait of a second or two for its tier (POST /api/flows shares XS, 1/s, with the
+    accounts probe) is waited out once rather than reported."""
+    try:
+        return client.request(method, path, params=params, json=body)
+    except klaviyo.RateLimited as error:
+        if error.retry_after > BRIEF_WAIT_SECONDS:
+            raise
+        time.sleep(error.retry_after)
+        return client.request(method, path, params=params, json=body)
+
+
+def check_klaviyo(client: klaviyo.KlaviyoClient, features: Iterable[str] = ()) -> KlaviyoConnection:
+    """Probe every scope this service needs, and those of the switched-on `features` (FEATURE_PROBES);
+    a bad key stops at the first call."""
     account_name = test_account = None
     scopes = []
-    for scope, method, path, params, body in PROBES:
+    probes = PROBES + [probe for feature in features for probe in FEATURE_PROBES.get(feature, [])]
+    for scope, method, path, params, body in probes:
         try:
-            response = client.request(method, path, params=params, json=body)
+            response = _request_waiting_briefly(client, method, path, params, body)
         except klaviyo.PermissionDenied:
             scopes.append(ScopeCheck(scope, False, "missing: Klaviyo answered 403"))
             continue

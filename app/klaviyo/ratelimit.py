@@ -46,6 +46,11 @@ TIER_OF: dict[tuple[str, str], str] = {
     ("GET", "/api/campaigns"): "M",
     ("GET", "/api/metrics"): "M",
     ("GET", "/api/accounts"): "XS",
+    ("POST", "/api/data-privacy-deletion-jobs"): "S",
+    ("POST", "/api/profile-subscription-bulk-create-jobs"): "L",
+    ("POST", "/api/profile-subscription-bulk-delete-jobs"): "L",
+    ("GET", "/api/flows"): "S",
+    ("POST", "/api/flows"): "XS",  # 1/s and 15/min like XS, and 100 a day (app.flows counts those)
 }
 
 _ACQUIRE = """

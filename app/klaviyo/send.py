@@ -90,6 +90,19 @@ SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/profile-bulk-import-jobs"): ("lists:write", "profiles:write"),
     ("GET", "/api/profile-bulk-import-jobs/{id}"): ("lists:read", "profiles:read"),
     ("GET", "/api/profile-bulk-import-jobs/{id}/import-errors"): ("profiles:read",),
+    ("POST", "/api/data-privacy-deletion-jobs"): ("data-privacy:write",),
+    ("POST", "/api/profile-subscription-bulk-create-jobs"): (
+        "lists:write",
+        "profiles:write",
+        "subscriptions:write",
+    ),
+    ("POST", "/api/profile-subscription-bulk-delete-jobs"): (
+        "lists:write",
+        "profiles:write",
+        "subscriptions:write",
+    ),
+    ("GET", "/api/flows"): ("flows:read",),
+    ("POST", "/api/flows"): ("flows:write",),
 }
 
 

@@ -42,7 +42,7 @@ OWED_HORIZON = timedelta(seconds=60)
 NOTICE_SECONDS = 2.0  # how often each process's live path looks at what a workspace owes
 DRAIN_TASK = "deliveries.drain_backlog"
 _noticed: dict[str, float] = {}  # workspace id -> when this process last looked
-EVENT_KINDS = [kind.value for kind in Kind if kind is not Kind.CUSTOMER_UPSERTED]
+EVENT_KINDS = [kind.value for kind in Kind if kind.is_event]
 LIVE = "live"  # lease owner of a row the bulk sender handed to the live path (a lookup, a lone retry)
 
 

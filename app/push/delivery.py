@@ -18,7 +18,7 @@ from app.facts import Kind, fact_from_dict
 from app.klaviyo import mapping, ratelimit, send
 from app.klaviyo.credentials import klaviyo_client_for
 from app.models import Delivery, DeliveryStatus, Workspace, utcnow
-from app.push import backlog, conversations, outcomes
+from app.push import backlog, consent_and_privacy, conversations, outcomes
 from app.push.customers import resolve_customer, stored_customer
 from app.push.outcomes import Attempt, fail
 
@@ -58,7 +58,7 @@ def deliver(delivery_id: int) -> Attempt | None:
     workspace = db.session.get(Workspace, delivery.workspace_id)
     assert workspace is not None  # a delivery goes when its workspace does (foreign key, cascade)
     logs.bind_workspace(workspace.id)
-    bulk_owns = delivery.kind != Kind.CUSTOMER_UPSERTED.value and delivery.lease_owner != backlog.LIVE
+    bulk_owns = Kind(delivery.kind).is_event and delivery.lease_owner != backlog.LIVE
     if bulk_owns and not workspace.paused_reason and backlog.owns_events(workspace):
         delivery.lease_until = None  # the bulk sender draining this workspace's backlog takes it
         delivery.attempts -= 1
@@ -97,6 +97,8 @@ def deliver(delivery_id: int) -> Attempt | None:
 
 
 def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
+    if delivery.kind in consent_and_privacy.KINDS:
+        return consent_and_privacy.settle(workspace, delivery)
     fact = fact_from_dict(delivery.fact)
     settings = workspace.mapping_settings()
     age = delivery.age_seconds()
@@ -137,6 +139,8 @@ def _attempt(workspace: Workspace, delivery: Delivery) -> Attempt:
 
 def klaviyo_path(kind: Kind) -> str:
     """Where a delivery of this kind is sent: a profile write for customers, else a new event."""
+    if kind.value in consent_and_privacy.PATHS:
+        return consent_and_privacy.PATHS[kind.value]
     return "/api/profile-import" if kind is Kind.CUSTOMER_UPSERTED else "/api/events"
 
 

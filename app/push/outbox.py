@@ -18,6 +18,7 @@ from app.extensions import db
 from app.facts import Kind, Webhook, fact_to_dict
 from app.klaviyo import mapping
 from app.models import Conversation, Delivery, DeliveryStatus, Receipt, Workspace, utcnow
+from app.push import consent_and_privacy
 from app.push.customers import store_customer
 from app.push.group_commit import GroupCommit
 from app.push.workspaces import IntakeWorkspace
@@ -130,6 +131,16 @@ def _delivery_rows(
             fact = dataclasses.replace(fact, discriminator=webhook.event_id)
             if store_customer(workspace.id, customer):
                 recorded.released_ids.extend(_release_waiting(workspace.id, customer.helpdesk_id))
+            if workspace.consent_rules:
+                rows += consent_and_privacy.consent_rows(
+                    workspace.id,
+                    workspace.consent_rules,
+                    workspace.consent_list_id,
+                    fact,
+                    workspace.phone_region,
+                    now,
+                    recorded.receipt_id,
+                )
         if not workspace.sends(fact.kind.value):
             continue  # the admin switched this kind of event off
         rows.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import event
@@ -21,6 +22,9 @@ class IntakeWorkspace:
     secret_header: str | None
     secrets: tuple[str, ...]
     enabled: tuple[tuple[str, bool], ...]
+    consent_rules: tuple[dict[str, Any], ...] = ()  # app.push.consent_and_privacy
+    consent_list_id: str = ""
+    phone_region: str = "US"
 
     @classmethod
     def of(cls, workspace: Workspace) -> IntakeWorkspace:
@@ -30,6 +34,9 @@ class IntakeWorkspace:
             secret_header=workspace.secret_header,
             secrets=tuple(workspace.webhook_secrets()),
             enabled=tuple(sorted(workspace.setting("events_enabled").items())),
+            consent_rules=tuple(workspace.setting("consent_rules")),
+            consent_list_id=str(workspace.setting("consent_list_id")),
+            phone_region=str(workspace.setting("phone_region")),
         )
 
     def sends(self, kind: str) -> bool:

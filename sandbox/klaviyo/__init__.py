@@ -96,7 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log=RequestLog(capture_bodies=app.config["KLAVIYO_SANDBOX_CAPTURE_BODIES"]),
     )
 
-    from sandbox.klaviyo import api, control, oauth
+    from sandbox.klaviyo import api, control, flows, oauth, privacy  # noqa: F401  (their routes join api.bp)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)

@@ -211,6 +211,12 @@ def stats() -> Response:
         events=len(account.events),
         profiles=len(account.profiles),
         dropped_duplicates=account.dropped_duplicates,
+        deletion_requests=account.deletion_requests,
+        deleted_profiles=account.deleted_profiles,
+        flows=[
+            {"id": flow_id, "name": flow["attributes"]["name"], "status": flow["attributes"]["status"]}
+            for flow_id, flow in account.flows.items()
+        ],
     )
 
 

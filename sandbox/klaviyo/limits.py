@@ -47,6 +47,11 @@ OPERATIONS: dict[str, Operation] = {
     "get_segments": Operation("L", ("segments:read",)),
     "get_campaigns": Operation("M", ("campaigns:read",)),
     "get_metrics": Operation("M", ("metrics:read",)),
+    "request_profile_deletion": Operation("S", ("data-privacy:write",)),
+    "bulk_subscribe_profiles": Operation("L", ("lists:write", "profiles:write", "subscriptions:write")),
+    "bulk_unsubscribe_profiles": Operation("L", ("lists:write", "profiles:write", "subscriptions:write")),
+    "get_flows": Operation("S", ("flows:read",)),
+    "create_flow": Operation("XS", ("flows:write",)),  # and 100 a day: sandbox.klaviyo.flows counts those
 }
 
 # A profile fetched with `additional-fields[profile]=predictive_analytics` drops to tier M.

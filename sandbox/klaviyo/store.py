@@ -122,6 +122,10 @@ class Account:
             self.segments: dict[str, Group] = {}
             self.campaigns: dict[str, Campaign] = {}
             self.jobs: dict[str, ImportJob] = {}
+            self.deletion_requests = 0
+            self.flows: dict[str, dict[str, Any]] = {}  # id -> the flow as GET /api/flows/{id} shows it
+            self.flows_created: dict[str, int] = {}  # UTC day -> flows created (100 a day)
+            self.deleted_profiles = 0
 
     # Profiles
 
@@ -193,6 +197,26 @@ class Account:
         if given_id not in self.profiles:
             raise not_found(f"A profile with id {given_id} does not exist.")
         return self.profiles[given_id]
+
+    def delete_profiles(self, name: str, value: str) -> int:
+        """Delete every profile this identifier names, with its events and memberships; how many."""
+        with self.lock:
+            self.deletion_requests += 1
+            doomed = {profile.id for profile in self.find_profiles(name, value)}
+            for profile_id in doomed:
+                profile = self.profiles.pop(profile_id)
+                for identifier in _IDENTIFIERS:
+                    if profile.attributes.get(identifier):
+                        self.by_identifier.pop(
+                            (identifier, _key(identifier, profile.attributes[identifier])), None
+                        )
+                for group in (*self.lists.values(), *self.segments.values()):
+                    group.profile_ids.discard(profile_id)
+            if doomed:
+                self.events = [event for event in self.events if event.profile_id not in doomed]
+                self.event_keys = {key for key in self.event_keys if key[0] not in doomed}
+            self.deleted_profiles += len(doomed)
+            return len(doomed)
 
     # Events
 
