@@ -23,7 +23,7 @@ def app(tmp_path: Path, make_app, klaviyo, redis_url):
         "REDIS_URL": redis_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'flows.sqlite3'}",
         "KLAVIYO_API_URL": klaviyo.url,
-        "SECRET_KEY": "flows-tests",
+        "SECRET_KEY": "flows-tests-0123456789-abcdefghijklmnop",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():

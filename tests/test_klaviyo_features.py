@@ -50,7 +50,12 @@ def test_a_key_without_the_feature_scopes_passes_until_a_feature_is_switched_on(
 
 @pytest.fixture
 def app(tmp_path: Path, make_app):
-    app = make_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'features.sqlite3'}", "SECRET_KEY": "features"})
+    app = make_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'features.sqlite3'}",
+            "SECRET_KEY": "features-tests-0123456789-abcdefghij",
+        }
+    )
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
         yield app

@@ -40,7 +40,7 @@ def app(make_app, database_url, klaviyo, kustomer, redis_url):
         "DATABASE_URL": database_url,
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "consent-tests",
+        "SECRET_KEY": "consent-tests-0123456789-abcdefghijklmnop",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     seeded = requests.post(f"{klaviyo.url}/sandbox/seed", json={"lists": [{"name": "Newsletter"}]}, timeout=5)

@@ -44,7 +44,7 @@ def build(make_app, database_url, klaviyo, kustomer, redis_url) -> Flask:
         "DATABASE_URL": database_url,
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "erasure-tests",
+        "SECRET_KEY": "erasure-tests-0123456789-abcdefghijklmnop",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():

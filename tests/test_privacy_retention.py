@@ -30,7 +30,7 @@ def app(make_app, database_url, klaviyo, kustomer, redis_url):
         "DATABASE_URL": database_url,
         "KLAVIYO_API_URL": klaviyo.url,
         "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "retention-tests",
+        "SECRET_KEY": "retention-tests-0123456789-abcdefghijklmnop",
     }
     app = make_app(env, DELIVERY_ENQUEUE=False)
     with app.app_context():
