@@ -52,21 +52,20 @@ def parse_rules(text: str) -> list[dict[str, Any]]:
     return rules
 
 
-def parse_rule_lines(text: str) -> list[dict[str, Any]]:
-    """The consent rules in `text`, one JSON object a line (blank lines skipped); RuleError naming
-    every bad line by its number."""
+def parse_rule_lines(text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The good consent rules in `text`, one JSON object a line (blank lines skipped), and a
+    reason for each bad line, naming it by its number."""
     rules, problems = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rules.append(check_rule(json.loads(line)))
-        except ValueError as error:  # RuleError, or JSON's own
-            reason = str(error) if isinstance(error, RuleError) else f"not a JSON object ({error})"
-            problems.append(f"line {number}: {reason}")
-    if problems:
-        raise RuleError("; ".join(problems))
-    return rules
+        except RuleError as error:
+            problems.append(f"Line {number}: {error}.")
+        except ValueError as error:
+            problems.append(f"Line {number}: not a JSON object ({error}).")
+    return rules, problems
 
 
 def rule_lines(rules: list[dict[str, Any]]) -> str:
