@@ -80,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     from app.card import views as card_views
     from app.card.sidebars import apps as sidebar_apps
     from app.card.sidebars import framed as sidebars
+    from app.privacy import erasure
     from app.push import webhooks
 
     errors.init_app(app)
@@ -93,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None, environ: Mapping[str, 
     app.register_blueprint(sidebar_apps.bp)
     admin.init_app(app)
     cli.init_app(app)
+    erasure.init_app(app)
     return app
 
 

@@ -19,6 +19,10 @@ class Kind(StrEnum):
     PROFILE_DELETION = "profile_deletion"  # an erasure request forwarded to Klaviyo (app.privacy)
     UNSUBSCRIBE = "unsubscribe"  # a helpdesk consent signal: stop marketing on one channel
     SUBSCRIBE = "subscribe"  # explicit marketing consent recorded in the helpdesk, with its time
+    CONVERSATION_TAGGED = (
+        "conversation_tagged"  # the tags a conversation carries: consent and erasure signals
+    )
+    ERASURE_REQUEST = "erasure_request"  # a helpdesk tag asked to erase a customer (app.privacy)
 
     @property
     def is_event(self) -> bool:
@@ -26,7 +30,16 @@ class Kind(StrEnum):
         return self not in _NOT_EVENTS
 
 
-_NOT_EVENTS = frozenset({Kind.CUSTOMER_UPSERTED, Kind.PROFILE_DELETION, Kind.UNSUBSCRIBE, Kind.SUBSCRIBE})
+_NOT_EVENTS = frozenset(
+    {
+        Kind.CUSTOMER_UPSERTED,
+        Kind.PROFILE_DELETION,
+        Kind.UNSUBSCRIBE,
+        Kind.SUBSCRIBE,
+        Kind.CONVERSATION_TAGGED,
+        Kind.ERASURE_REQUEST,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Customer:
     external_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
+    tags: tuple[str, ...] = ()  # as the helpdesk's webhook sends them (names, or ids where it sends ids)
 
     @property
     def identifiable(self) -> bool:
@@ -69,6 +83,20 @@ class Fact:
     comment: str | None = None
     customer: Customer | None = None
     link: str | None = None  # the conversation's address when the helpdesk sends it
+    tags: tuple[str, ...] = ()  # the conversation's tags, on a CONVERSATION_TAGGED fact
+
+    @classmethod
+    def conversation_tagged(
+        cls, conversation_id: str, customer_id: str, tags: tuple[str, ...], occurred_at: datetime
+    ) -> Fact:
+        """The tags a conversation carries now: signals for consent and erasure, never a Klaviyo event."""
+        return cls(
+            kind=Kind.CONVERSATION_TAGGED,
+            occurred_at=occurred_at,
+            customer_id=customer_id,
+            conversation_id=conversation_id,
+            tags=tags,
+        )
 
     @classmethod
     def customer_upserted(cls, customer: Customer, occurred_at: datetime) -> Fact:
@@ -134,13 +162,22 @@ def fact_to_dict(fact: Fact) -> dict[str, Any]:
 
 
 def fact_from_dict(data: dict[str, Any]) -> Fact:
-    """The fact `fact_to_dict` stored."""
+    """The fact `fact_to_dict` stored (rows stored before facts had tags read as untagged)."""
     values = dict(data)
     values["kind"] = Kind(values["kind"])
     values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    values["tags"] = tuple(values.get("tags") or ())
     if values.get("customer"):
         customer = dict(values["customer"])
         if customer.get("updated_at"):
             customer["updated_at"] = datetime.fromisoformat(customer["updated_at"])
+        customer["tags"] = tuple(customer.get("tags") or ())
         values["customer"] = Customer(**customer)
     return Fact(**values)
+
+
+def tag_list(raw: Any) -> tuple[str, ...]:
+    """The non-empty strings of a webhook's tag list, in order, once each; () for anything else."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(dict.fromkeys(item.strip() for item in raw if isinstance(item, str) and item.strip()))

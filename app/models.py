@@ -89,9 +89,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "personal_data_days": 30,  # settled deliveries keep their personal data this long (retention)
     "receipt_days": 7,  # receipts (intake's duplicate check) are kept this long: past every retry window
     # helpdesk signals -> Klaviyo consent: [{"action": "subscribe"|"unsubscribe", "channel": "email"|"sms",
-    # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)}]
+    # "at_attribute": customer attribute with the time asked, "attribute": opt-in flag (subscribe)},
+    # or {"action": "unsubscribe", "channel": ..., "tag": a conversation or customer tag}]
     "consent_rules": [],
     "consent_list_id": "",  # the Klaviyo list opt-ins join
+    "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
     "flow_presets": [],  # the flow presets installed in Klaviyo (app.flows)
 }
 

@@ -98,7 +98,13 @@ def urls(app, workspace_id: str, delivery_id: int) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
-        values = {"workspace_id": workspace_id, "delivery_id": delivery_id, "backfill_id": 1, "user_id": 1}
+        values = {
+            "workspace_id": workspace_id,
+            "delivery_id": delivery_id,
+            "backfill_id": 1,
+            "user_id": 1,
+            "slug": "negative-csat",
+        }
         url = rule.rule
         for name in rule.arguments:
             url = url.replace(f"<{name}>", str(values[name])).replace(f"<int:{name}>", str(values[name]))
@@ -785,3 +791,87 @@ def test_a_local_http_desk_may_frame_the_card_only_when_the_deployment_lists_it(
     assert frame_ancestor_problem("http://127.0.0.1:8200") is not None
     assert frame_ancestor_problem("http://127.0.0.1:8200", ("http://127.0.0.1:8200",)) is None
     assert frame_ancestor_problem("http://127.0.0.1:8201", ("http://127.0.0.1:8200",)) is not None
+
+
+def test_consent_rules_and_the_erasure_tag_are_saved_shown_back_and_used(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}"
+    rules = (
+        '{"action": "unsubscribe", "channel": "email", "tag": "unsubscribe"}\r\n\r\n'
+        '{"action": "unsubscribe", "channel": "sms", "at_attribute": "smsOptOutAt"}'
+    )
+    data = settings_form(consent_rules=rules, consent_list_id=" LstNews ", erase_tag="forget-me")
+    assert post(admin, page, data, page=page).status_code == 302
+    with app.app_context():
+        ws = workspace()
+        assert ws.setting("consent_rules") == [
+            {"action": "unsubscribe", "channel": "email", "tag": "unsubscribe"},
+            {"action": "unsubscribe", "channel": "sms", "at_attribute": "smsOptOutAt"},
+        ]
+        assert (ws.setting("consent_list_id"), ws.setting("erase_tag")) == ("LstNews", "forget-me")
+    shown = admin.get(page).get_data(as_text=True)
+    assert (
+        "{&#34;action&#34;: &#34;unsubscribe&#34;, &#34;channel&#34;: &#34;email&#34;, &#34;tag&#34;: "
+        "&#34;unsubscribe&#34;}\n" in shown
+    )
+
+
+def test_every_bad_line_of_the_consent_rules_is_named(app, admin):
+    with app.app_context():
+        ws_id = workspace().id
+        workspace().settings = {"consent_rules": [{"action": "unsubscribe", "channel": "email", "tag": "x"}]}
+        db.session.commit()
+    page = f"/admin/workspaces/{ws_id}"
+    rules = (
+        '{"action": "unsubscribe", "channel": "email", "tag": "stop"}\n'
+        '{"action": "subscribe", "channel": "email", "tag": "opt-in"}\n'
+        "unsubscribe everyone\n"
+        '{"action": "unsubscribe", "channel": "fax", "at_attribute": "x"}'
+    )
+    response = post(admin, page, settings_form(consent_rules=rules), page=page)
+    assert response.status_code == 400
+    shown = text_of(response)
+    assert "Line 2: a tag rule can only unsubscribe." in shown
+    assert "Line 3: not a JSON object" in shown
+    assert "Line 4: channel must be email or sms." in shown
+    assert "Line 1:" not in shown
+    with app.app_context():
+        assert workspace().setting("consent_rules") == [
+            {"action": "unsubscribe", "channel": "email", "tag": "x"}
+        ]
+
+
+def test_an_owner_installs_a_flow_preset_from_the_flows_page(app, admin, klaviyo, klaviyo_headers):
+    with app.app_context():
+        ws_id = workspace().id
+    page = f"/admin/workspaces/{ws_id}/flows"
+    listed = text_of(admin.get(page))
+    assert "Negative CSAT follow-up" in listed
+    assert "the metric Kustomer Conversation CSAT Submitted score = 0" in listed
+    assert "Installed (draft)" not in listed
+    install = f"/admin/workspaces/{ws_id}/flows/negative-csat/install"
+    refused = text_of(post(admin, install, page=page, follow_redirects=True))
+    assert "Klaviyo has no metric 'Kustomer Conversation CSAT Submitted' yet" in refused
+    event = {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "properties": {"score": 0},
+                "metric": {
+                    "data": {"type": "metric", "attributes": {"name": "Kustomer Conversation CSAT Submitted"}}
+                },
+                "profile": {"data": {"type": "profile", "attributes": {"email": "ada@example.com"}}},
+            },
+        }
+    }
+    requests.post(
+        f"{klaviyo.url}/api/events", json=event, headers=klaviyo_headers, timeout=5
+    ).raise_for_status()
+    created = text_of(post(admin, install, page=page, follow_redirects=True))
+    assert "Created the draft flow 'helpdesk-klaviyo: Negative CSAT follow-up'" in created
+    assert "Installed (draft)" in created
+    again = text_of(post(admin, install, page=page, follow_redirects=True))
+    assert "is already in Klaviyo" in again
+    assert len(requests.get(f"{klaviyo.url}/sandbox/stats", timeout=5).json()["flows"]) == 1
+    assert admin.post(install, data={}).status_code == 400  # no CSRF token: refused before Klaviyo is asked

@@ -62,6 +62,7 @@ def init_app(app: Flask) -> None:
         auth,
         backfills,
         deliveries,
+        flows,
         klaviyo_oauth,
         members,
         privacy,

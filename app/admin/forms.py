@@ -39,6 +39,7 @@ from app.facts import Kind
 from app.helpdesks import outbound
 from app.klaviyo import mapping
 from app.models import DATABASE_INT_MAX
+from app.privacy import rules
 
 
 def required_text(field: StringField) -> str:
@@ -190,6 +191,24 @@ class PropertyMapField(Field):
         self.errors = [*self.errors, *self.line_errors]  # every bad line at once, not only the first
 
 
+class ConsentRulesField(Field):
+    """Consent rules: one JSON object a line on the page (README: Consent), a list in `data`."""
+
+    widget = TextArea()  # type: ignore[assignment]  # renders any field's _value(); typed for StringField
+    data: list[dict]
+    line_errors: tuple[str, ...] = ()
+
+    def _value(self) -> str:
+        return self.raw_data[0] if self.raw_data else rules.rule_lines(self.data or [])
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        self.data, errors = rules.parse_rule_lines(valuelist[0] if valuelist else "")
+        self.line_errors = tuple(errors)
+
+    def pre_validate(self, form: FlaskForm) -> None:
+        self.errors = [*self.errors, *self.line_errors]  # every bad line at once, not only the first
+
+
 class WorkspaceForm(FlaskForm):
     """Create or edit a workspace. Keys are write-only: left empty, the stored key stays."""
 
@@ -233,6 +252,25 @@ class WorkspaceForm(FlaskForm):
         default=dict,
         description="Custom attributes go to Klaviyo as <prefix><name> unless mapped here. Map to "
         "external_id or an unprefixed name only when no other integration writes it.",
+    )
+    consent_rules = ConsentRulesField(
+        "Consent rules",
+        default=list,
+        description='One rule a line, e.g. {"action": "unsubscribe", "channel": "email", "tag": '
+        '"unsubscribe"} or {"action": "unsubscribe", "channel": "sms", "at_attribute": "smsOptOutAt"}. '
+        "README, Consent.",
+    )
+    consent_list_id = StringField(
+        "Klaviyo list for opt-ins",
+        validators=[Optional(), Length(max=64)],
+        description="The list a subscribe rule's customers join.",
+    )
+    erase_tag = StringField(
+        "Erasure tag",
+        validators=[Optional(), Length(max=100)],
+        description="A conversation or customer carrying this tag is erased here and in Klaviyo, once. "
+        "Enter the tag as the helpdesk's webhook carries it (for Kustomer, possibly the tag's id: "
+        "docs/vendors/kustomer.md). Empty: no tag erases.",
     )
     phone_region = StringField(
         "Default phone region",

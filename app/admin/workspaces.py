@@ -45,6 +45,8 @@ SETTINGS = (
     "card_frame_ancestors",
     "helpdesk_api_url",
     "subdomain",
+    "consent_list_id",
+    "erase_tag",
 )
 
 
@@ -80,6 +82,7 @@ def _fill(form: WorkspaceForm, workspace: Workspace) -> None:
     for kind in METRIC_KINDS:
         getattr(form, f"metric_{kind.value}").data = workspace.setting("metric_names").get(kind.value, "")
     form.property_map.data = dict(workspace.setting("property_map"))
+    form.consent_rules.data = list(workspace.setting("consent_rules"))
 
 
 def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
@@ -107,6 +110,7 @@ def _apply(form: WorkspaceForm, workspace: Workspace) -> bool:
         if (getattr(form, f"metric_{kind.value}").data or "").strip()
     }
     settings["property_map"] = dict(form.property_map.data or {})
+    settings["consent_rules"] = list(form.consent_rules.data or [])
     workspace.settings = settings
     if form.helpdesk_key.data:
         workspace.helpdesk_key = form.helpdesk_key.data.strip()

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
-from app.facts import Customer, Fact, Kind, PayloadError, Webhook
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook, tag_list
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import load, mapping, moment, required, required_mapping, required_text
 from app.signing import SignatureError, verify_hex_hmac_sha256
@@ -64,6 +64,14 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         else:
             changes = mapping(mapping(envelope["changes"], "changes").get("attributes"), "changes.attributes")
             facts += _closed(changes, attributes, base, sent_at) + _csat(changes, attributes, base, sent_at)
+        # every create and update carries the conversation's whole tag list (docs/vendors/kustomer.md, Tags):
+        # a tag counts while present; the consent and erasure rows it owes are keyed so it acts once
+        tags = tag_list(attributes.get("tags"))
+        if tags:
+            when = moment(attributes.get("updatedAt"), "data.attributes.updatedAt") or sent_at
+            facts.append(
+                Fact.conversation_tagged(base["conversation_id"], base["customer_id"], tags, _required(when))
+            )
     elif name in ("kustomer.customer.create", "kustomer.customer.update"):
         customer = customer_from_attributes(data["id"], attributes)
         facts.append(Fact.customer_upserted(customer, customer.updated_at or _required(sent_at)))
@@ -197,6 +205,7 @@ def customer_from_attributes(customer_id: str, attributes: dict) -> Customer:
         updated_at=moment(
             attributes.get("updatedAt") or attributes.get("modifiedAt"), "data.attributes.updatedAt"
         ),
+        tags=tag_list(attributes.get("tags")),
     )
 
 

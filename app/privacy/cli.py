@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.models import Workspace
-from app.privacy import erasure
+from app.privacy import erasure, rules
 
 privacy_cli = AppGroup("privacy", help="Erase a customer here and in Klaviyo.")
 
@@ -43,47 +43,30 @@ def erase_command(workspace_id: str, email: str | None, phone: str | None, custo
     click.echo(json.dumps(result.summary(), indent=2))
 
 
-RULE_KEYS = {"action", "channel", "at_attribute", "attribute"}
-
-
 def check_consent_rules(text: str) -> list[dict[str, Any]]:
     """The consent rules in `text` (a JSON list); click.BadParameter saying what is wrong."""
     try:
-        rules = json.loads(text)
-    except ValueError as error:
-        raise click.BadParameter(f"not JSON: {error}") from None
-    if not isinstance(rules, list):
-        raise click.BadParameter("must be a JSON list of rules")
-    for index, rule in enumerate(rules):
-        if not isinstance(rule, dict) or set(rule) - RULE_KEYS:
-            raise click.BadParameter(f"rule {index}: an object with only {', '.join(sorted(RULE_KEYS))}")
-        if rule.get("action") not in ("subscribe", "unsubscribe"):
-            raise click.BadParameter(f"rule {index}: action must be subscribe or unsubscribe")
-        if rule.get("channel") not in ("email", "sms"):
-            raise click.BadParameter(f"rule {index}: channel must be email or sms")
-        if not isinstance(rule.get("at_attribute"), str) or not rule["at_attribute"]:
-            raise click.BadParameter(f"rule {index}: at_attribute names the attribute with the time asked")
-        if rule["action"] == "subscribe" and not (
-            isinstance(rule.get("attribute"), str) and rule["attribute"]
-        ):
-            raise click.BadParameter(f"rule {index}: a subscribe rule names its opt-in flag in attribute")
-    return rules
+        return rules.parse_rules(text)
+    except rules.RuleError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @privacy_cli.command("settings")
 @click.argument("workspace_id")
 @click.option("--consent-rules", default=None, help="A JSON list of consent rules (README: Consent).")
 @click.option("--consent-list-id", default=None, help="The Klaviyo list that opt-ins join.")
+@click.option("--erase-tag", default=None, help="A tag that asks to erase the customer ('' for none).")
 @click.option("--personal-data-days", type=click.IntRange(1, 3650), default=None)
 @click.option("--receipt-days", type=click.IntRange(1, 365), default=None)
 def settings_command(
     workspace_id: str,
     consent_rules: str | None,
     consent_list_id: str | None,
+    erase_tag: str | None,
     personal_data_days: int | None,
     receipt_days: int | None,
 ) -> None:
-    """Set the workspace's consent and retention settings (those given); print them all as JSON."""
+    """Set the workspace's consent, erasure tag and retention settings given; print them all as JSON."""
     workspace = db.session.get(Workspace, workspace_id)
     if workspace is None:
         raise click.ClickException(f"No workspace has the id {workspace_id!r}.")
@@ -92,6 +75,8 @@ def settings_command(
         changes["consent_rules"] = check_consent_rules(consent_rules)
     if consent_list_id is not None:
         changes["consent_list_id"] = consent_list_id.strip()
+    if erase_tag is not None:
+        changes["erase_tag"] = erase_tag.strip()
     if personal_data_days is not None:
         changes["personal_data_days"] = personal_data_days
     if receipt_days is not None:
@@ -99,5 +84,5 @@ def settings_command(
     if changes:
         workspace.settings = {**(workspace.settings or {}), **changes}  # a new dict, so the change is seen
         db.session.commit()
-    names = ("consent_rules", "consent_list_id", "personal_data_days", "receipt_days")
+    names = ("consent_rules", "consent_list_id", "erase_tag", "personal_data_days", "receipt_days")
     click.echo(json.dumps({name: workspace.setting(name) for name in names}, indent=2))

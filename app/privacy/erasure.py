@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, null, or_, select
@@ -258,3 +258,13 @@ def carry_out(
                 SCRUB_AGAIN_TASK, args=[result.in_flight], countdown=lease + 5
             )
     return result
+
+
+def erase_tagged_customer(workspace: Workspace, customer_id: str, source: str) -> int:
+    """Erase the customer a helpdesk tag named (the worker's ERASURE_REQUEST row); the erasure's id."""
+    return carry_out(workspace, "customer_id", customer_id, source=source).erasure_id
+
+
+def init_app(app: Flask) -> None:
+    """Let the outbox's erasure requests reach this module (app.push may not import app.privacy)."""
+    app.extensions[consent_and_privacy.ERASER] = erase_tagged_customer

@@ -16,13 +16,14 @@ from typing import Any
 
 from flask import current_app
 
-from app import klaviyo
+from app import helpdesks, klaviyo
 from app.extensions import db
 from app.facts import Fact, Kind
 from app.klaviyo import mapping, ratelimit, send
 from app.klaviyo.credentials import klaviyo_client_for
 from app.models import Delivery, DeliveryStatus, Workspace, secret_box, utcnow
 from app.push import outcomes
+from app.push.customers import resolve_customer
 from app.push.outcomes import Attempt, fail
 
 DELETION_PATH = "/api/data-privacy-deletion-jobs"
@@ -33,7 +34,8 @@ PATHS = {
     Kind.SUBSCRIBE.value: SUBSCRIBE_PATH,
     Kind.UNSUBSCRIBE.value: UNSUBSCRIBE_PATH,
 }
-KINDS = frozenset(PATHS)
+KINDS = frozenset(PATHS) | {Kind.ERASURE_REQUEST.value}
+ERASER = "customer_eraser"  # app.extensions key: app.privacy's erasure by customer id (the factory sets it)
 
 
 def identifier_hash(workspace_id: str, kind: str, value: str) -> str:
@@ -141,6 +143,64 @@ def consent_rows(
     return rows
 
 
+def tag_rows(
+    workspace_id: str,
+    rules: tuple[dict[str, Any], ...],
+    erase_tag: str,
+    fact: Fact,
+    tags: tuple[str, ...],
+    now: datetime,
+    receipt_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """The unsubscribes and the erasure request a conversation's or customer's tags owe, each once.
+
+    A tag counts whenever it is present (helpdesks send the whole tag list with each update): the
+    row's unique id is the conversation (or, for a customer's own tags, the customer), the channel
+    and the tag, so later updates still carrying it owe nothing more. Who the customer is, is looked
+    up when the row is sent (a conversation webhook names only the customer's id).
+    """
+    customer_id = fact.customer_id or (fact.customer.helpdesk_id if fact.customer else None)
+    if not customer_id:
+        return []
+    present = {tag.casefold() for tag in tags}
+    scope = (
+        f"conversation\x1f{fact.conversation_id}" if fact.conversation_id else f"customer\x1f{customer_id}"
+    )
+    rows = []
+    for rule in rules:
+        tag, channel = rule.get("tag"), rule.get("channel")
+        if not isinstance(tag, str) or tag.casefold() not in present or rule.get("action") != "unsubscribe":
+            continue
+        if channel not in mapping.CONSENT_IDENTIFIERS:
+            continue
+        identifier = mapping.CONSENT_IDENTIFIERS[channel]
+        extra = {"channel": channel, "customer_id": customer_id, "tag": tag, "resolve_customer": True}
+        unique = f"tag\x1f{scope}\x1f{channel}\x1f{tag.casefold()}"
+        rows.append(_unsealed_row(workspace_id, Kind.UNSUBSCRIBE, identifier, unique, extra, now, receipt_id))
+    if erase_tag and erase_tag.casefold() in present:
+        # once per customer, whichever conversation carried the tag: an erased customer is gone
+        extra = {"customer_id": customer_id, "tag": erase_tag, "resolve_customer": True}
+        unique = f"erase-tag\x1f{customer_id}"
+        row = _unsealed_row(workspace_id, Kind.ERASURE_REQUEST, "customer_id", unique, extra, now, receipt_id)
+        row["customer_id"] = None  # the erasure it starts scrubs the customer's rows, not this one
+        rows.append(row)
+    return rows
+
+
+def _unsealed_row(
+    workspace_id: str,
+    kind: Kind,
+    identifier: str,
+    unique: str,
+    extra: dict[str, Any],
+    now: datetime,
+    receipt_id: int | None,
+) -> dict[str, Any]:
+    row = row_values(workspace_id, kind, identifier, None, unique, extra, now)
+    row |= {"customer_id": extra["customer_id"], "receipt_id": receipt_id}
+    return row
+
+
 def consent_time(raw: Any) -> str | None:
     """An ISO 8601 time with its zone, in UTC; None for anything else (no time, no explicit consent)."""
     if not isinstance(raw, str):
@@ -157,6 +217,13 @@ def consent_time(raw: Any) -> str | None:
 def settle(workspace: Workspace, delivery: Delivery) -> Attempt:
     """Send a privacy or consent row's request and keep it in the log with its identifier hashed."""
     fact = dict(delivery.fact)
+    if delivery.kind == Kind.ERASURE_REQUEST.value:
+        return _erase_tagged(workspace, delivery, fact)
+    if "hash" not in fact and fact.get("resolve_customer"):
+        found = _identify(workspace, delivery, fact)
+        if isinstance(found, Attempt):
+            return found
+        fact = found
     if "hash" not in fact:
         missing = "phone number" if fact["identifier"] == "phone_number" else "email address"
         return fail(delivery, f"The customer has no {missing}, so Klaviyo cannot find their profile.")
@@ -180,6 +247,53 @@ def settle(workspace: Workspace, delivery: Delivery) -> Attempt:
         fact.pop("sealed")  # settled for good: only the hash stays
         delivery.fact = fact
     return attempt
+
+
+def _identify(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> dict[str, Any] | Attempt:
+    """Seal the tagged customer's email or phone into the row's fact, looked up now; or why not."""
+    try:
+        customer = resolve_customer(workspace, fact["customer_id"], None)
+    except helpdesks.HelpdeskAuthError as error:
+        return fail(
+            delivery, f"The {workspace.helpdesk} API refused our key while looking up the customer: {error}"
+        )
+    except helpdesks.HelpdeskUnavailable as error:
+        delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
+        return outcomes.backoff(workspace, delivery, delivery.age_seconds())
+    if customer is not None:
+        value = (
+            mapping.normalize_email(customer.email)
+            if fact["channel"] == "email"
+            else mapping.normalize_phone(customer.phone, workspace.setting("phone_region"))
+        )
+        if value is not None:
+            fact |= {
+                "hash": identifier_hash(workspace.id, fact["identifier"], value),
+                "sealed": secret_box().encrypt(value),
+            }
+    del fact["resolve_customer"]
+    delivery.fact = fact
+    return fact
+
+
+def _erase_tagged(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> Attempt:
+    """Erase the tagged customer through app.privacy, known first from the helpdesk if need be."""
+    customer_id = fact.get("customer_id")
+    if not customer_id:
+        return fail(delivery, "The customer id was forgotten once this request settled; erase by hand.")
+    try:
+        resolve_customer(workspace, customer_id, None)  # so that Klaviyo is asked with their address
+    except helpdesks.HelpdeskAuthError:
+        pass  # erase what we hold; the note on the erasure says when no address was known
+    except helpdesks.HelpdeskUnavailable as error:
+        delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
+        return outcomes.backoff(workspace, delivery, delivery.age_seconds())
+    db.session.commit()
+    erased = current_app.extensions[ERASER](workspace, customer_id, f"tag {fact.get('tag')}")
+    delivery.fact = {
+        name: value for name, value in fact.items() if name not in ("customer_id", "resolve_customer")
+    } | {"hash": identifier_hash(workspace.id, "customer_id", customer_id), "erasure_id": erased}
+    return Attempt(DeliveryStatus.DELIVERED, note=f"Erasure {erased} done (see the Privacy page).")
 
 
 _BODIES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {

@@ -141,8 +141,19 @@ def _delivery_rows(
                     now,
                     recorded.receipt_id,
                 )
-        if not workspace.sends(fact.kind.value):
-            continue  # the admin switched this kind of event off
+        tags = fact.tags or (customer.tags if customer is not None else ())
+        if tags and (workspace.consent_rules or workspace.erase_tag):
+            rows += consent_and_privacy.tag_rows(
+                workspace.id,
+                workspace.consent_rules,
+                workspace.erase_tag,
+                fact,
+                tags,
+                now,
+                recorded.receipt_id,
+            )
+        if fact.kind is Kind.CONVERSATION_TAGGED or not workspace.sends(fact.kind.value):
+            continue  # tags are signals, not a Klaviyo write; or the admin switched this kind off
         rows.append(
             {
                 "workspace_id": workspace.id,

@@ -25,6 +25,7 @@ class IntakeWorkspace:
     consent_rules: tuple[dict[str, Any], ...] = ()  # app.push.consent_and_privacy
     consent_list_id: str = ""
     phone_region: str = "US"
+    erase_tag: str = ""  # a conversation or customer tag that asks for the customer's erasure
 
     @classmethod
     def of(cls, workspace: Workspace) -> IntakeWorkspace:
@@ -37,6 +38,7 @@ class IntakeWorkspace:
             consent_rules=tuple(workspace.setting("consent_rules")),
             consent_list_id=str(workspace.setting("consent_list_id")),
             phone_region=str(workspace.setting("phone_region")),
+            erase_tag=str(workspace.setting("erase_tag")),
         )
 
     def sends(self, kind: str) -> bool:

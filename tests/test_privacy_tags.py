@@ -1,0 +1,139 @@
+"""Tags as consent and erasure signals: a Kustomer conversation tagged `unsubscribe` (or with the
+workspace's erasure tag) acts once, through the real intake, Redis and a Celery worker, against the
+Klaviyo and Kustomer sandboxes, however often the conversation is resent or updated afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.facts import Kind, fact_from_dict, fact_to_dict
+from app.helpdesks.kustomer import parse
+from app.models import Customer, Delivery, DeliveryStatus, Erasure
+from tests.services import wait_until
+from tests.test_end_to_end import create_workspace, open_deliveries, send
+
+pytestmark = pytest.mark.integration
+
+ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com"}
+
+
+def tagged_update(event_id: str, tags: list[str], updated_at: str, before: list[str] | None = None) -> dict:
+    """A `kustomer.conversation.update` as the event catalog shows its envelope (id, name, org, data,
+    changes), with the conversation's `attributes.tags` and, when they changed, `changes.attributes.tags`."""
+    changes = (
+        {"attributes": {"tags": {"op": "replace", "before": before, "after": tags}}}
+        if before is not None
+        else {"attributes": {"updatedAt": {"op": "replace", "before": None, "after": updated_at}}}
+    )
+    return {
+        "id": event_id,
+        "name": "kustomer.conversation.update",
+        "org": "org-acme",
+        "orgName": "acme",
+        "createdAt": updated_at,
+        "data": {
+            "type": "conversation",
+            "id": "conv-ada",
+            "attributes": {"name": "Please stop", "status": "open", "tags": tags, "updatedAt": updated_at},
+            "relationships": {"customer": {"data": {"type": "customer", "id": "cust-ada"}}},
+        },
+        "changes": changes,
+    }
+
+
+def settings(service, workspace_id: str, *args: str) -> None:
+    result = service.app.test_cli_runner().invoke(args=["privacy", "settings", workspace_id, *args])
+    assert result.exit_code == 0, result.output
+
+
+def sent_to(klaviyo, path: str) -> list[dict]:
+    return [
+        e
+        for e in requests.get(f"{klaviyo.url}/sandbox/requests", timeout=5).json()["requests"]
+        if e["path"] == path
+    ]
+
+
+def profiles(klaviyo) -> list[dict]:
+    return requests.get(f"{klaviyo.url}/sandbox/profiles", timeout=5).json()["profiles"]
+
+
+def send_tagged_updates(service, workspace_id: str, secret: str, tag: str) -> None:
+    """The tagging update twice (a retry), then five later updates of the still-tagged conversation."""
+    first = tagged_update("evt-tagged", ["vip", tag], "2026-11-20T10:00:00.000Z", before=["vip"])
+    send(service, workspace_id, secret, first)
+    send(service, workspace_id, secret, first)
+    for minute in range(1, 6):
+        later = tagged_update(f"evt-later-{minute}", [tag.upper(), "vip"], f"2026-11-20T10:0{minute}:00.000Z")
+        send(service, workspace_id, secret, later)
+
+
+def test_a_conversation_tagged_unsubscribe_unsubscribes_the_profile_exactly_once(service, klaviyo, kustomer):
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "ada@example.com", "subscriptions": {"email": "SUBSCRIBED"}}]},
+        timeout=5,
+    ).raise_for_status()
+    requests.post(f"{kustomer.url}/sandbox/customers", json=ADA, timeout=5).raise_for_status()
+    workspace_id, secret = create_workspace(service)
+    rule = {"action": "unsubscribe", "channel": "email", "tag": "unsubscribe"}
+    settings(service, workspace_id, "--consent-rules", json.dumps([rule]))
+    service.start("worker")
+    send_tagged_updates(service, workspace_id, secret, "unsubscribe")
+    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the unsubscribe to settle")
+    assert len(sent_to(klaviyo, "/api/profile-subscription-bulk-delete-jobs")) == 1, service.logs()
+    [ada] = [p for p in profiles(klaviyo) if p["email"] == "ada@example.com"]
+    assert ada["subscriptions"]["email"] == "UNSUBSCRIBED"
+    with service.app.app_context():
+        [row] = db.session.scalars(select(Delivery).where(Delivery.kind == Kind.UNSUBSCRIBE.value)).all()
+        assert row.status == DeliveryStatus.DELIVERED, row.last_error
+        assert row.fact["tag"] == "unsubscribe"
+        assert "ada@example.com" not in json.dumps(
+            row.request_body
+        )  # the log shows the hash, not the address
+        db.session.remove()
+
+
+def test_the_erasure_tag_erases_the_customer_once(service, klaviyo, kustomer):
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed", json={"profiles": [{"email": "ada@example.com"}]}, timeout=5
+    ).raise_for_status()
+    requests.post(f"{kustomer.url}/sandbox/customers", json=ADA, timeout=5).raise_for_status()
+    workspace_id, secret = create_workspace(service)
+    settings(service, workspace_id, "--erase-tag", "forget-me")
+    service.start("worker")
+    send_tagged_updates(service, workspace_id, secret, "forget-me")
+    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the erasure to settle")
+    assert len(sent_to(klaviyo, "/api/data-privacy-deletion-jobs")) == 1, service.logs()
+    wait_until(
+        lambda: not [p for p in profiles(klaviyo) if p["email"] == "ada@example.com"],
+        10,
+        message="Klaviyo's deletion job",
+    )
+    with service.app.app_context():
+        [erasure] = db.session.scalars(select(Erasure)).all()
+        assert erasure.source == "tag forget-me"
+        assert erasure.identifier_kind == "customer_id"
+        assert db.session.scalar(select(func.count(Customer.id))) == 0
+        [request] = db.session.scalars(
+            select(Delivery).where(Delivery.kind == Kind.ERASURE_REQUEST.value)
+        ).all()
+        assert request.status == DeliveryStatus.DELIVERED
+        assert request.last_error == f"Erasure {erasure.id} done (see the Privacy page)."
+        assert "cust-ada" not in json.dumps(request.fact)
+        db.session.remove()
+
+
+def test_kustomer_tags_reach_the_facts_and_old_rows_still_read():
+    webhook = parse(tagged_update("evt-1", ["vip", " unsubscribe ", "vip", 7], "2026-11-20T10:00:00Z"))
+    [tagged] = webhook.facts
+    assert tagged.kind is Kind.CONVERSATION_TAGGED
+    assert tagged.tags == ("vip", "unsubscribe")
+    assert fact_from_dict(json.loads(json.dumps(fact_to_dict(tagged)))) == tagged
+    stored_before_tags = {k: v for k, v in fact_to_dict(tagged).items() if k != "tags"}
+    assert fact_from_dict(stored_before_tags).tags == ()
