@@ -272,3 +272,15 @@ def test_a_wrong_key_is_an_auth_error_for_lookups_and_the_key_check(zendesk):
     with pytest.raises(HelpdeskAuthError, match="anonymous"):
         check_key(zendesk.url, "agent@example.com/token:nope", outbound.session([zendesk.url]), 5)
     check_key(zendesk.url, ZENDESK_KEY, outbound.session([zendesk.url]), 5)
+
+
+def test_a_ticket_events_tags_become_a_tagged_fact_on_any_ticket_event():
+    """`detail.tags` (the ticket's tags, on every ticket event) as the documented array of strings."""
+    facts = parse(event("ticket.comment_added", tags=["vip", " Unsubscribe ", "vip"])).facts
+    [tagged] = facts
+    assert tagged.kind is Kind.CONVERSATION_TAGGED
+    assert (tagged.conversation_id, tagged.customer_id) == ("35", "8712")
+    assert tagged.tags == ("vip", "Unsubscribe")
+    created = parse(event("ticket.created", tags=["unsubscribe"])).facts
+    assert [fact.kind for fact in created] == [Kind.CONVERSATION_CREATED, Kind.CONVERSATION_TAGGED]
+    assert parse(event("ticket.created", tags=[])).facts[-1].kind is Kind.CONVERSATION_CREATED

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from app.facts import Customer, Fact, Kind, PayloadError, Webhook
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook, tag_list
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import (
     body_id,
@@ -80,21 +80,32 @@ def _event_webhook(payload: dict) -> Webhook:
     detail = mapping(payload.get("detail"), "detail")
     event = mapping(payload.get("event"), "event")
     sent_at = moment(payload.get("time"), "time")
-    if kind not in ("ticket.created", "ticket.status_changed"):
+    # every ticket event's detail carries the ticket's tags (docs/vendors/zendesk.md, Tags): a tag counts
+    # while present; the consent and erasure rows it owes are keyed so it acts once
+    tags = tag_list(detail.get("tags")) if kind.startswith("ticket.") else ()
+    if kind not in ("ticket.created", "ticket.status_changed") and not tags:
         return Webhook(event_id, payload["type"], [])
     base = _ticket_base(detail, "detail")
+    facts = _ticket_facts(kind, detail, event, base, sent_at)
+    if tags:
+        when = required(moment(detail.get("updated_at"), "detail.updated_at") or sent_at, "time")
+        facts.append(Fact.conversation_tagged(base["conversation_id"], base["customer_id"], tags, when))
+    return Webhook(event_id, payload["type"], facts)
+
+
+def _ticket_facts(kind: str, detail: dict, event: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
     if kind == "ticket.created":
         when = required(moment(detail.get("created_at"), "detail.created_at") or sent_at, "time")
-        return Webhook(
-            event_id, payload["type"], [Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=when, **base)]
-        )
+        return [Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=when, **base)]
+    if kind != "ticket.status_changed":
+        return []
     current = (text(event.get("current"), "event.current") or "").lower()
     if current not in CLOSED:
-        return Webhook(event_id, payload["type"], [])
+        return []
     when = required(sent_at or moment(detail.get("updated_at"), "detail.updated_at"), "time")
     # solved then closed is one close; a reopened and solved again ticket is a new one
     fact = Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
-    return Webhook(event_id, payload["type"], [] if current == "closed" else [fact])
+    return [] if current == "closed" else [fact]
 
 
 def _ticket_base(ticket: dict, where: str) -> dict[str, Any]:
