@@ -14,8 +14,11 @@ from app.extensions import db
 from app.facts import Kind, fact_from_dict, fact_to_dict
 from app.helpdesks.kustomer import parse
 from app.models import Customer, Delivery, DeliveryStatus, Erasure
+from sandbox import helpdesks as lookup_sandbox
+from sandbox.serve import ServerThread
 from tests.services import wait_until
 from tests.test_end_to_end import create_workspace, open_deliveries, send
+from tests.test_helpdesks import _zendesk_headers, connect
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +140,84 @@ def test_kustomer_tags_reach_the_facts_and_old_rows_still_read():
     assert fact_from_dict(json.loads(json.dumps(fact_to_dict(tagged)))) == tagged
     stored_before_tags = {k: v for k, v in fact_to_dict(tagged).items() if k != "tags"}
     assert fact_from_dict(stored_before_tags).tags == ()
+
+
+@pytest.fixture(scope="module")
+def helpdesk_apis():
+    with ServerThread(lookup_sandbox.create_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def helpdesk_allowed_urls(helpdesk_apis) -> list[str]:
+    return [helpdesk_apis.url]
+
+
+def zendesk_ticket_event(event_id: str, kind: str, tags: list[str], time: str) -> dict:
+    """A ticket event as Zendesk's webhook reference shows it: the ticket in `detail`, its `tags` there."""
+    return {
+        "type": f"zen:event-type:{kind}",
+        "account_id": 22129848,
+        "id": event_id,
+        "time": time,
+        "zendesk_event_version": "2022-11-06",
+        "subject": "zen:ticket:35",
+        "detail": {
+            "id": "35",
+            "subject": "Please stop",
+            "status": "OPEN",
+            "requester_id": "8712",
+            "tags": tags,
+            "via": {"channel": "email"},
+            "created_at": "2026-11-20T09:00:00Z",
+            "updated_at": time,
+        },
+        "event": {},
+    }
+
+
+def send_zendesk(service, workspace_id: str, secret: str, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    response = service.app.test_client().post(
+        f"/webhooks/zendesk/{workspace_id}",
+        data=body,
+        headers={"Content-Type": "application/json", **_zendesk_headers(body, secret)},
+    )
+    assert response.status_code in (200, 202), response.get_data(as_text=True)
+
+
+def test_a_zendesk_ticket_tagged_unsubscribe_unsubscribes_the_requester_exactly_once(
+    service, klaviyo, helpdesk_apis
+):
+    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "ada@example.com", "subscriptions": {"email": "SUBSCRIBED"}}]},
+        timeout=5,
+    ).raise_for_status()
+    workspace_id, secret = connect(service, helpdesk_apis, "zendesk", lookup_sandbox.ZENDESK_KEY)
+    rule = {"action": "unsubscribe", "channel": "email", "tag": "unsubscribe"}
+    settings(service, workspace_id, "--consent-rules", json.dumps([rule]))
+    service.start("worker")
+    tagged = zendesk_ticket_event(
+        "zen-evt-tagged", "ticket.comment_added", ["vip", "unsubscribe"], "2026-11-20T10:00:00Z"
+    )
+    send_zendesk(service, workspace_id, secret, tagged)
+    send_zendesk(service, workspace_id, secret, tagged)  # Zendesk's retry
+    for minute in range(1, 4):  # later updates of the still-tagged ticket
+        later = zendesk_ticket_event(
+            f"zen-evt-later-{minute}",
+            "ticket.comment_added",
+            ["UNSUBSCRIBE", "vip"],
+            f"2026-11-20T10:0{minute}:00Z",
+        )
+        send_zendesk(service, workspace_id, secret, later)
+    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the unsubscribe to settle")
+    assert len(sent_to(klaviyo, "/api/profile-subscription-bulk-delete-jobs")) == 1, service.logs()
+    [ada] = [p for p in profiles(klaviyo) if p["email"] == "ada@example.com"]
+    assert ada["subscriptions"]["email"] == "UNSUBSCRIBED"
+    with service.app.app_context():
+        [row] = db.session.scalars(select(Delivery).where(Delivery.kind == Kind.UNSUBSCRIBE.value)).all()
+        assert row.status == DeliveryStatus.DELIVERED, row.last_error
+        assert row.fact["tag"] == "unsubscribe"
+        db.session.remove()
