@@ -45,4 +45,4 @@ sandbox: install
 	$(BIN)/flask --app sandbox.klaviyo run --port $${SANDBOX_PORT:-8100}
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache .cache
