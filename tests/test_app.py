@@ -142,6 +142,7 @@ def test_card_frame_allowed_origins_take_origins_only(tmp_path):
         Settings.from_env(tmp_path, env={"CARD_FRAME_ALLOWED_ORIGINS": "http://127.0.0.1:8200/cards"})
 
 
+@pytest.mark.slow
 def test_the_embedded_redis_of_make_run_needs_its_password_and_listens_on_loopback(tmp_path):
     from redis import Redis
     from redis.exceptions import AuthenticationError, ResponseError

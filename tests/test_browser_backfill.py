@@ -22,6 +22,7 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'backfill.sqlite3'}"
 
 
+@pytest.mark.slow
 def test_a_merchant_uploads_an_export_watches_it_run_and_reads_the_report(
     service, klaviyo, browser, tmp_path
 ):

@@ -267,6 +267,7 @@ def seed_api_customers(kustomer, scenario: Scenario) -> None:
     response.raise_for_status()
 
 
+@pytest.mark.slow
 def test_100_conversations_resent_and_reordered_arrive_exactly_once(service, klaviyo, kustomer):
     scenario = build_scenario(100)
     seed_api_customers(kustomer, scenario)

@@ -25,7 +25,7 @@ from tests.test_end_to_end import (
 )
 from tests.test_klaviyo_oauth import CALLBACK, PUBLIC_URL, approve, oauth_stats, start
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -183,6 +183,7 @@ def _start_web(service, port: int) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_metrics_add_up_the_web_and_worker_processes(service, klaviyo, tmp_path: Path):
     multiproc = tmp_path / "prometheus"
