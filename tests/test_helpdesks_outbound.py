@@ -140,6 +140,30 @@ def test_a_refused_address_reads_as_a_message_on_test_connection(monkeypatch, no
     assert "169.254.169.254, which is not a public address" in result.message
 
 
+def _first_connect_call(helpdesk: str) -> None:
+    """What each `<helpdesk> connect` asks first: its list of our webhooks or integrations."""
+    from app.helpdesks import gorgias_connect, helpscout_connect, kustomer_connect, zendesk_connect
+
+    session = outbound.session()
+    if helpdesk == "zendesk":
+        zendesk_connect.ZendeskApi("https://acme.zendesk.com", "a@b.co/token:x", session).webhooks()
+    elif helpdesk == "gorgias":
+        gorgias_connect.GorgiasApi("https://acme.gorgias.com", "a@b.co:x", session).integrations()
+    elif helpdesk == "helpscout":
+        helpscout_connect.HelpScoutWebhooks("https://api.helpscout.net", "token", session).list()
+    else:
+        kustomer_connect.KustomerWebhooks("https://api.kustomerapp.com", "token", session).list()
+
+
+@pytest.mark.parametrize("helpdesk", ["zendesk", "gorgias", "helpscout", "kustomer"])
+def test_a_connect_command_refused_an_address_says_so_as_a_connect_error(monkeypatch, no_sockets, helpdesk):
+    from app.helpdesks.connect import ConnectError
+
+    resolving_to(monkeypatch, "10.0.0.7")
+    with pytest.raises(ConnectError, match=r"10\.0\.0\.7, which is not a public address"):
+        _first_connect_call(helpdesk)
+
+
 def test_a_session_that_checks_nothing_is_refused(no_sockets):
     with pytest.raises(outbound.OutboundRefused, match="checked session"):
         zendesk.fetch_customer("https://acme.zendesk.com", "token", "1", requests.Session(), 5)

@@ -48,6 +48,8 @@ class VendorApi:
             response = outbound.request(
                 self.session, method, url, self.hosts, headers=self.headers, timeout=self.timeout, **kwargs
             )
+        except outbound.OutboundRefused as error:
+            raise ConnectError(f"Not calling {self.title}'s API: {error}") from None
         except requests.RequestException as error:
             raise ConnectError(
                 f"{self.title} did not answer {method} {path} ({type(error).__name__}); check the API URL "

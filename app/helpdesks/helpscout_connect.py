@@ -78,6 +78,8 @@ class HelpScoutWebhooks:
                 timeout=self.timeout,
                 **kwargs,
             )
+        except outbound.OutboundRefused as error:
+            raise ConnectError(f"Not calling Help Scout's API: {error}") from None
         except requests.RequestException as error:
             raise ConnectError(
                 f"Help Scout did not answer {method} {shown} ({type(error).__name__}); check the API URL "
