@@ -493,3 +493,36 @@ def test_stale_and_wrongly_signed_webhooks_get_401_and_store_nothing(service, fr
     assert [answer.status_code for answer in answers] == [401, 401, 401]
     assert "refused as replays" in answers[0].json()["error"]["message"]
     assert stored(service, workspace_id) == (0, 0)
+
+
+@pytest.mark.parametrize("kind", ["inbound", "archive", "tag", "assign"])
+def test_a_conversations_tags_become_a_tagged_fact_on_any_event(kind):
+    """`conversation.tags[]` as core-api.json's TagResponse objects, each with its `name`."""
+    tags = [
+        {"id": "tag_1", "name": "vip", "is_private": False},
+        {"id": "tag_2", "name": " Unsubscribe ", "is_private": False},
+        {"id": "tag_3", "name": "vip", "is_private": False},
+    ]
+    facts = parse(event(kind, tags=tags)).facts
+    tagged = facts[-1]
+    assert tagged.kind is Kind.CONVERSATION_TAGGED
+    assert (tagged.conversation_id, tagged.customer_id) == ("cnv_55c8c149", "crd_2x3y4z")
+    assert tagged.tags == ("vip", "Unsubscribe")
+    assert tagged.occurred_at == datetime.fromtimestamp(1795168830.5, UTC)
+    assert len(facts) == (2 if kind in ("inbound", "archive") else 1)
+
+
+def test_an_application_webhooks_tags_become_a_tagged_fact():
+    envelope = {
+        "type": "tag_added",
+        "authorization": {"id": "cmp_1"},
+        "payload": event("tag", tags=[{"name": "gdpr-erase"}]),
+    }
+    [tagged] = parse(envelope).facts
+    assert (tagged.kind, tagged.tags) == (Kind.CONVERSATION_TAGGED, ("gdpr-erase",))
+
+
+def test_untagged_conversations_and_non_email_recipients_give_no_tagged_fact():
+    assert parse(event("tag")).facts == []
+    phone = {"handle": "+14155550123", "role": "from"}
+    assert parse(event("tag", tags=[{"name": "unsubscribe"}], recipient=phone)).facts == []

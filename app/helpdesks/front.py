@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.facts import Customer, Fact, Kind, Webhook
+from app.facts import Customer, Fact, Kind, Webhook, tag_list
 from app.helpdesks import Helpdesk, SetupGuide
 from app.helpdesks.common import body_id, mapping, moment, required, required_text, split_name, text
 from app.signing import SignatureError, check_timestamp, verify_hmac
@@ -51,9 +51,8 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         return _application(payload)
     event_id = required_text(payload.get("id"), "id")
     kind = required_text(payload.get("type"), "type")
-    if kind not in RULE_TYPES:
-        return Webhook(event_id, kind, [])
-    return Webhook(event_id, kind, [_fact(kind, payload, "")])
+    facts = [_fact(kind, payload, "")] if kind in RULE_TYPES else []
+    return Webhook(event_id, kind, facts + _tagged(payload, ""))
 
 
 def _application(envelope: dict) -> Webhook:
@@ -61,9 +60,28 @@ def _application(envelope: dict) -> Webhook:
     kind = required_text(envelope.get("type"), "type")
     event = mapping(envelope.get("payload"), "payload")
     event_id = text(event.get("id"), "payload.id") or body_id(kind, envelope)
-    if kind not in APPLICATION_TYPES:
-        return Webhook(event_id, kind, [])
-    return Webhook(event_id, kind, [_fact(APPLICATION_TYPES[kind], event, "payload.")])
+    facts = [_fact(APPLICATION_TYPES[kind], event, "payload.")] if kind in APPLICATION_TYPES else []
+    return Webhook(event_id, kind, facts + _tagged(event, "payload."))
+
+
+def _tagged(event: dict, where: str) -> list[Fact]:
+    """The conversation's tags (`conversation.tags[].name`, on every event) as a tagged fact, if any."""
+    at = f"{where}conversation"
+    conversation = mapping(event.get("conversation"), at)
+    raw = conversation.get("tags")
+    # TagResponse objects (docs/vendors/front.md, Tags): a tag counts while present; the consent and
+    # erasure rows it owes are keyed so it acts once
+    tags = tag_list(
+        [tag.get("name") for tag in raw if isinstance(tag, dict)] if isinstance(raw, list) else None
+    )
+    if not tags:
+        return []
+    customer = _customer(mapping(conversation.get("recipient"), f"{at}.recipient"), f"{at}.recipient")
+    if customer is None:
+        return []  # no email recipient: nobody a consent or erasure signal could name
+    when = required(moment(event.get("emitted_at"), f"{where}emitted_at"), f"{where}emitted_at")
+    conversation_id = required_text(conversation.get("id"), f"{at}.id")
+    return [Fact.conversation_tagged(conversation_id, customer.helpdesk_id, tags, when)]
 
 
 def _fact(kind: str, event: dict, where: str) -> Fact:
