@@ -579,3 +579,38 @@ def test_the_ping_sent_when_a_webhook_is_saved_is_acknowledged_without_facts(eve
     webhook = parse(ping)
     assert (webhook.event_name, webhook.facts) == ("ping", [])
     assert webhook.event_id == (event_id or parse(dict(ping)).event_id)
+
+
+def tag(tag_id: str, name: str) -> dict:
+    """A tag as the API description's `tag` schema has it (type, id, name, applied_at, applied_by)."""
+    return {"type": "tag", "id": tag_id, "name": name, "applied_at": T_SENT, "applied_by": None}
+
+
+@pytest.mark.parametrize(
+    ("topic", "before"),
+    [
+        ("conversation.user.created", [Kind.CONVERSATION_CREATED]),
+        ("conversation.admin.closed", [Kind.CONVERSATION_CLOSED]),
+        ("conversation_part.tag.created", []),
+        ("conversation.admin.noted", []),
+    ],
+)
+def test_a_conversations_tags_become_a_tagged_fact_on_any_conversation_topic(topic, before):
+    """`data.item.tags` is the `tags` schema (`tag.list`), its `tags[]` each with a `name`."""
+    tags = [tag("1", "vip"), tag("2", " Unsubscribe "), tag("3", "vip")]
+    item = conversation(tags={"type": "tag.list", "tags": tags}, updated_at=T_CLOSED)
+    facts = parse(notification(topic, item)).facts
+    assert [fact.kind for fact in facts] == [*before, Kind.CONVERSATION_TAGGED]
+    tagged = facts[-1]
+    assert (tagged.conversation_id, tagged.customer_id) == ("215468123", CONTACT_ID)
+    assert (tagged.tags, tagged.occurred_at) == (("vip", "Unsubscribe"), at(T_CLOSED))
+
+
+def test_untagged_conversations_and_contact_topics_give_no_tagged_fact():
+    assert parse(notification("conversation.admin.noted", conversation())).facts == []
+    [created] = parse(notification("conversation.user.created", conversation())).facts
+    assert created.kind is Kind.CONVERSATION_CREATED
+    item = contact(tags={"type": "tag.list", "tags": [tag("2", "unsubscribe")]})
+    assert [fact.kind for fact in parse(notification("contact.user.updated", item)).facts] == [
+        Kind.CUSTOMER_UPSERTED
+    ]

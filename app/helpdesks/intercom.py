@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from app.facts import Customer, Fact, Kind, PayloadError, Webhook
+from app.facts import Customer, Fact, Kind, PayloadError, Webhook, tag_list
 from app.helpdesks import Helpdesk, HelpdeskAuthError, HelpdeskUnavailable, SetupGuide, outbound
 from app.helpdesks.common import body_id, mapping, moment, rating, required, required_text, split_name, text
 from app.signing import SignatureError, verify_hmac
@@ -54,7 +54,7 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     if kind != ENVELOPE_TYPE:
         raise PayloadError(f"type: must be {ENVELOPE_TYPE}, not {kind!r}.")
     topic = required_text(payload.get("topic"), "topic")
-    if topic not in TOPICS:
+    if topic not in TOPICS and not _tags(payload, topic):
         # the `ping` sent when a webhook is saved carries no id; nothing of it is kept anyway
         return Webhook(text(payload.get("id"), "id") or body_id(topic, payload), topic, [])
     event_id = required_text(payload.get("id"), "id")
@@ -69,6 +69,33 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         fact = Fact.customer_upserted(customer, when)
         return Webhook(event_id, topic, [fact])
     base = _conversation_base(item)
+    facts = _conversation_facts(topic, item, base, sent_at)
+    tags = _tags(payload, topic)
+    if tags:
+        when = required(moment(item.get("updated_at"), "data.item.updated_at") or sent_at, "created_at")
+        facts.append(Fact.conversation_tagged(base["conversation_id"], base["customer_id"], tags, when))
+    return Webhook(event_id, topic, facts)
+
+
+def _tags(payload: dict, topic: str) -> tuple[str, ...]:
+    """The conversation's tag names (`data.item.tags.tags[].name`) on a conversation topic, else ().
+
+    Every conversation topic's item is the conversation, which carries its tags (docs/vendors/
+    intercom.md, Tags): a tag counts while present; the consent and erasure rows it owes are keyed so
+    it acts once."""
+    if not topic.startswith(("conversation.", "conversation_part.")):
+        return ()
+    data = payload.get("data")
+    item = data.get("item") if isinstance(data, dict) else None
+    tags = item.get("tags") if isinstance(item, dict) else None
+    raw = tags.get("tags") if isinstance(tags, dict) else None
+    return tag_list(
+        [tag.get("name") for tag in raw if isinstance(tag, dict)] if isinstance(raw, list) else None
+    )
+
+
+def _conversation_facts(topic: str, item: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
+    """The created, closed or CSAT fact a conversation topic is; [] for the other topics."""
     if topic == "conversation.user.created":
         when = required(moment(item.get("created_at"), "data.item.created_at") or sent_at, "created_at")
         facts = [Fact(kind=Kind.CONVERSATION_CREATED, occurred_at=when, **base)]
@@ -84,9 +111,11 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         facts = [
             Fact(kind=Kind.CONVERSATION_CLOSED, occurred_at=when, discriminator=when.isoformat(), **base)
         ]
-    else:
+    elif topic == "conversation.rating.added":
         facts = [_csat(item, base)]
-    return Webhook(event_id, topic, facts)
+    else:
+        facts = []
+    return facts
 
 
 def _conversation_base(item: dict) -> dict[str, Any]:
