@@ -4,6 +4,8 @@ The live path, the backlog drain and the backfill each decide what an outcome me
 what the answer *is* (sent, throttled, worth retrying, key refused, request refused) is decided here
 once. Bulk create-event requests that Klaviyo refuses without naming an item are halved until the
 bad event stands alone (`send_in_bulk`), so a good event never fails because of a bad neighbour.
+The scopes a 403 names are the spec's `x-klaviyo-scopes` (../shared/klaviyo/openapi.json); how a
+bulk refusal names its item is in ../shared/klaviyo/NOTES.md ("Bulk create events").
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Klaviyo's flows endpoints as the spec documents them (create_flow, get_flows).
 
+Sources and what they leave open: docs/vendors/klaviyo.md ("Flows").
+
 `POST /api/flows`: "Create a new flow using an encoded flow definition. New objects within the
 flow definition, such as actions, will need to use a `temporary_id` field for identification.
 These will be replaced with traditional `id` fields after successful creation. A successful

@@ -1,5 +1,7 @@
 """Klaviyo's data-privacy and consent endpoints, as its OpenAPI spec documents them.
 
+Sources and what they leave open: docs/vendors/klaviyo.md ("Privacy, consent and flows").
+
 - `POST /api/data-privacy-deletion-jobs` (request_profile_deletion): "Request a deletion for the
   profiles corresponding to one of the following identifiers: `email`, `phone_number`, or `id`. If
   multiple identifiers are provided, we will return an error. All profiles that match the provided
