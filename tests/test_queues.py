@@ -83,5 +83,7 @@ def test_a_deep_delivery_queue_does_not_delay_the_backlog_check(service, klaviyo
     service.start("beat")
     with service.app.app_context():
         wait_until(lambda: backlog.in_backlog_mode(workspace_id), 10, message="backlog mode")
+    # the control task sets the flag, then publishes the drain: wait for that message too
+    wait_until(lambda: deliveries.llen("bulk") >= 1, 5, message="the drain queued for the bulk workers")
     assert deliveries.llen("deliveries") >= 2000, "none taken (beat's requeue may add more)"
-    assert deliveries.llen("bulk") == 1, "the drain is queued for the bulk workers"
+    assert deliveries.llen("bulk") == 1, "one drain, queued for the bulk workers"
