@@ -22,7 +22,8 @@ class Kind(StrEnum):
     CONVERSATION_TAGGED = (
         "conversation_tagged"  # the tags a conversation carries: consent and erasure signals
     )
-    ERASURE_REQUEST = "erasure_request"  # a helpdesk tag asked to erase a customer (app.privacy)
+    ERASURE_REQUEST = "erasure_request"  # a helpdesk signal asked to erase a customer (app.privacy)
+    CUSTOMER_DELETED = "customer_deleted"  # the helpdesk deleted a customer: an erasure signal
 
     @property
     def is_event(self) -> bool:
@@ -38,6 +39,7 @@ _NOT_EVENTS = frozenset(
         Kind.SUBSCRIBE,
         Kind.CONVERSATION_TAGGED,
         Kind.ERASURE_REQUEST,
+        Kind.CUSTOMER_DELETED,
     }
 )
 
@@ -96,6 +98,17 @@ class Fact:
             customer_id=customer_id,
             conversation_id=conversation_id,
             tags=tags,
+        )
+
+    @classmethod
+    def customer_deleted(cls, customer: Customer, occurred_at: datetime) -> Fact:
+        """The helpdesk deleted this customer: an erasure signal where the workspace asks for one,
+        never a Klaviyo write of its own. `customer` holds what the webhook says of them."""
+        return cls(
+            kind=Kind.CUSTOMER_DELETED,
+            occurred_at=occurred_at,
+            customer_id=customer.helpdesk_id,
+            customer=customer,
         )
 
     @classmethod

@@ -565,6 +565,7 @@ def test_the_helpdesk_describes_intercom():
         "conversation.rating.added",
         "contact.user.created",
         "contact.user.updated",
+        "contact.deleted",
     }
 
 
@@ -614,3 +615,28 @@ def test_untagged_conversations_and_contact_topics_give_no_tagged_fact():
     assert [fact.kind for fact in parse(notification("contact.user.updated", item)).facts] == [
         Kind.CUSTOMER_UPSERTED
     ]
+
+
+# --- a deleted contact: contact.deleted ------------------------------------------------------------
+
+
+def test_a_deleted_contact_is_their_deletion_by_id_with_the_email_when_sent():
+    # "The *.deleted webhook topics send a minimal identification payload containing only identifying
+    # fields" (webhook-models, 2.16): no example is shown, so the item holds the contact's id and email
+    item = {"type": "contact", "id": CONTACT_ID, "email": "ada@example.com"}
+    webhook = parse(notification("contact.deleted", item, "notif_deleted"))
+    [fact] = webhook.facts
+    assert (webhook.event_id, fact.kind, fact.customer_id) == (
+        "notif_deleted",
+        Kind.CUSTOMER_DELETED,
+        CONTACT_ID,
+    )
+    assert fact.customer.email == "ada@example.com"
+    assert fact.occurred_at == at(T_SENT)
+    [bare] = parse(notification("contact.deleted", {"type": "contact", "id": CONTACT_ID})).facts
+    assert (bare.customer_id, bare.customer.email) == (CONTACT_ID, None)
+
+
+def test_a_deleted_contact_without_its_id_names_the_field():
+    with pytest.raises(PayloadError, match=r"^data\.item\.id: Missing data for required field\.$"):
+        parse(notification("contact.deleted", {"type": "contact", "email": "ada@example.com"}))

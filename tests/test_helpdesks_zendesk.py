@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -284,3 +285,46 @@ def test_a_ticket_events_tags_become_a_tagged_fact_on_any_ticket_event():
     created = parse(event("ticket.created", tags=["unsubscribe"])).facts
     assert [fact.kind for fact in created] == [Kind.CONVERSATION_CREATED, Kind.CONVERSATION_TAGGED]
     assert parse(event("ticket.created", tags=[])).facts[-1].kind is Kind.CONVERSATION_CREATED
+
+
+# --- a deleted end user: Zendesk's user.active_changed to false ------------------------------------
+
+
+DEACTIVATED = Path(__file__).parent / "fixtures" / "zendesk" / "user-active-changed.json"
+
+
+def deactivated(event: dict | None = None, **detail) -> dict:
+    """Zendesk's own example event (tests/fixtures/zendesk/README.md), its user's fields changed."""
+    payload = json.loads(DEACTIVATED.read_text())
+    payload["detail"].update(detail)
+    if event is not None:
+        payload["event"] = event
+    return payload
+
+
+def test_the_documented_deactivation_of_an_end_user_is_their_deletion():
+    webhook = parse(deactivated())
+    [fact] = webhook.facts
+    assert (webhook.event_id, fact.kind) == ("2b24ef10-19d4-4740-93cf-8f98ec4776c0", Kind.CUSTOMER_DELETED)
+    assert fact.customer_id == fact.customer.helpdesk_id == "6596848315901"
+    assert fact.customer.email == "johndoe@example.com"
+    assert fact.customer.external_id is None  # Zendesk sends "" for none
+    assert fact.occurred_at == datetime(2099, 7, 4, 5, 33, 18, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"event": {"current": True, "previous": False}},  # reactivated
+        {"event": {}},
+        {"role": "agent"},
+        {"role": "admin"},
+    ],
+)
+def test_a_reactivation_or_an_agents_deactivation_is_no_deletion(change):
+    assert parse(deactivated(**change)).facts == []
+
+
+def test_a_deactivation_without_the_users_id_names_the_field():
+    with pytest.raises(PayloadError, match=r"^detail\.id: Missing data for required field\.$"):
+        parse(deactivated(id=None))

@@ -83,6 +83,7 @@ def test_zendesk_connect_makes_both_webhooks_and_the_trigger_once_and_keeps_both
     assert hooks[made["events_webhook_id"]]["subscriptions"] == [
         "zen:event-type:ticket.created",
         "zen:event-type:ticket.status_changed",
+        "zen:event-type:user.active_changed",
     ]
     assert hooks[made["csat_webhook_id"]]["subscriptions"] == ["conditional_ticket_events"]
     [trigger] = state["triggers"].values()

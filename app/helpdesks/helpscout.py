@@ -16,6 +16,7 @@ objects and the webhook field guides, not from captured deliveries):
   (also read: Great, Okay, Bad, not-good; 5, 3 and 1), kept raw, `comments`, the conversation as
   `conversationId`, `conversation.id` or the older `ticketId`, `customer` `{id, firstName,
   lastName, email or emails[].value}`, `createdAt`, `modifiedAt`.
+- `customer.deleted`: the customer's deletion, read by its `id` only (the body is undocumented).
 - `customer.created`, `customer.updated`: the customer. `id`, `firstName`, `lastName`,
   `emails[].value`, `phones[].value` (or under `_embedded`, as the API answers), `updatedAt`.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -69,11 +71,20 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
         facts += _closed(payload)
     elif event == "satisfaction.ratings":
         facts.append(_csat(payload))
+    elif event == "customer.deleted":
+        facts.append(_deleted(payload))
     elif event in ("customer.created", "customer.updated"):
         customer = _customer(payload, "customer")
         updated = customer.updated_at or moment(payload.get("createdAt"), "createdAt")
         facts.append(Fact.customer_upserted(customer, required(updated, "updatedAt")))
     return Webhook(event_id, event, facts)
+
+
+def _deleted(customer: dict) -> Fact:
+    """A customer's deletion: the event is listed (mailbox-api/endpoints/webhooks/create), its body is
+    not documented, so only the customer's `id` is read; the time is when it reached us."""
+    deleted = Customer(helpdesk_id=required_text(customer.get("id"), "id"))
+    return Fact.customer_deleted(deleted, datetime.now(UTC))
 
 
 def _conversation_base(conversation: dict) -> dict[str, Any]:
@@ -257,6 +268,7 @@ HELPDESK = Helpdesk(
             "Satisfaction ratings",
             "Customer created",
             "Customer updated",
+            "Customer deleted (acted on only if the workspace erases on deletion)",
         ),
         secret=f"Help Scout signs each webhook with its secret key ({SIGNATURE_HEADER}, base64 "
         "HMAC-SHA1 of the body); the key must be the workspace's webhook secret (40 characters at most, "

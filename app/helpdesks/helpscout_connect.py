@@ -27,6 +27,7 @@ EVENTS: tuple[str, ...] = (
     "satisfaction.ratings",
     "customer.created",
     "customer.updated",
+    "customer.deleted",
 )
 LABEL = "Klaviyo (helpdesk-klaviyo)"
 MAX_PAGES = 50  # the documentation does not say how the list pages; follow `_links.next` this far

@@ -14,6 +14,7 @@ seconds), `data.item`. Conversation topics carry the conversation in `data.item`
 - `conversation.rating.added`: CSAT, 1-5 as given (kept raw), `remark` as the comment, the
   rating's `created_at` as the discriminator.
 - `contact.user.created`, `contact.user.updated`: the contact, as a customer.
+- `contact.deleted`: the contact's deletion (`data.item.id`), an erasure signal.
 
 The customer is the first of `contacts.contacts[].id`, else the source author when that is not a
 teammate (admin, bot or team). When the author is that customer and has an email address, it rides
@@ -40,11 +41,16 @@ API_VERSION = "2.11"
 ENVELOPE_TYPE = "notification_event"
 TEAMMATES = ("admin", "bot", "team")
 CONTACT_TOPICS = ("contact.user.created", "contact.user.updated")
+# "contact.deleted | Contact | Contacts deleted"; "The *.deleted webhook topics send a minimal
+# identification payload containing only identifying fields — not the full resource object."
+# (developers.intercom.com/docs/references/2.16/webhooks/webhook-models)
+DELETED_TOPIC = "contact.deleted"
 TOPICS = (
     "conversation.user.created",
     "conversation.admin.closed",
     "conversation.rating.added",
     *CONTACT_TOPICS,
+    DELETED_TOPIC,
 )
 
 
@@ -63,6 +69,13 @@ def parse(payload: dict, headers: Mapping[str, str] | None = None) -> Webhook:
     item = mapping(data.get("item"), "data.item")
     if not item:
         raise PayloadError("data.item: Missing data for required field.")
+    if topic == DELETED_TOPIC:
+        # only the contact's identifying fields come: its id, and its email where Intercom sends it
+        deleted = Customer(
+            helpdesk_id=required_text(item.get("id"), "data.item.id"),
+            email=text(item.get("email"), "data.item.email"),
+        )
+        return Webhook(event_id, topic, [Fact.customer_deleted(deleted, required(sent_at, "created_at"))])
     if topic in CONTACT_TOPICS:
         customer = _customer(item, "data.item")
         when = required(customer.updated_at or sent_at, "created_at")

@@ -1,7 +1,8 @@
 """Zendesk: event webhooks and trigger webhooks to facts, the requester lookup, and the signature.
 
 Event webhooks (`type` `zen:event-type:ticket.created` / `ticket.status_changed`, ticket in `detail`)
-name the requester only by id, looked up with `GET /api/v2/users/{id}.json`. Trigger webhooks carry
+name the requester only by id, looked up with `GET /api/v2/users/{id}.json`; `user.active_changed` to
+false is an end user's deletion (the user in `detail`). Trigger webhooks carry
 the body the admin pastes (`TRIGGER_TEMPLATE`), requester included. CSAT: `good`/`bad` (legacy
 satisfaction) or 1-5, kept raw; good is 5, bad is 1.
 """
@@ -40,7 +41,11 @@ CLOSED = ("solved", "closed")
 # the API's score is "good" / "bad" and its filters add "good_with_comment" and the like
 # (developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings).
 LEGACY_SCORES = {"good": 5, "bad": 1}
-NOT_RATED = ("offered", "unoffered")  # the API's scores for a survey sent, or not, but unanswered
+NOT_RATED = ("offered", "unoffered")
+# "A user's status changed. Current is "false" if the user has been soft deleted."
+# (developer.zendesk.com/api-reference/event-connectors/events-for-amazon-eventbridge/users; the
+# webhook event type is listed at developer.zendesk.com/api-reference/webhooks/event-types/user-events)
+USER_ACTIVE_CHANGED = "user.active_changed"  # the API's scores for a survey sent, or not, but unanswered
 
 TRIGGER_TEMPLATE = """{
   "event": "ticket.solved",
@@ -80,6 +85,8 @@ def _event_webhook(payload: dict) -> Webhook:
     detail = mapping(payload.get("detail"), "detail")
     event = mapping(payload.get("event"), "event")
     sent_at = moment(payload.get("time"), "time")
+    if kind == USER_ACTIVE_CHANGED:
+        return Webhook(event_id, payload["type"], _deleted_user(detail, event, sent_at))
     # every ticket event's detail carries the ticket's tags (docs/vendors/zendesk.md, Tags): a tag counts
     # while present; the consent and erasure rows it owes are keyed so it acts once
     tags = tag_list(detail.get("tags")) if kind.startswith("ticket.") else ()
@@ -91,6 +98,22 @@ def _event_webhook(payload: dict) -> Webhook:
         when = required(moment(detail.get("updated_at"), "detail.updated_at") or sent_at, "time")
         facts.append(Fact.conversation_tagged(base["conversation_id"], base["customer_id"], tags, when))
     return Webhook(event_id, payload["type"], facts)
+
+
+def _deleted_user(detail: dict, event: dict, sent_at: datetime | None) -> list[Fact]:
+    """An end user's soft deletion (`user.active_changed` to false) as a customer-deleted fact; [] for
+    any other change of the flag, and for agents and admins, who are not customers."""
+    if event.get("current") is not False:
+        return []
+    if text(detail.get("role"), "detail.role") not in (None, "end-user"):
+        return []
+    customer = Customer(
+        helpdesk_id=required_text(detail.get("id"), "detail.id"),
+        email=text(detail.get("email"), "detail.email"),
+        external_id=text(detail.get("external_id"), "detail.external_id"),
+    )
+    when = required(sent_at or moment(detail.get("updated_at"), "detail.updated_at"), "time")
+    return [Fact.customer_deleted(customer, when)]
 
 
 def _ticket_facts(kind: str, detail: dict, event: dict, base: dict, sent_at: datetime | None) -> list[Fact]:
@@ -277,7 +300,13 @@ HELPDESK = Helpdesk(
         "“Satisfaction changed” notifying the second webhook with the body below; then paste each webhook's "
         "signing secret under More signing secrets on the set-up page. CSAT from Zendesk's newer "
         "(customizable) surveys is not supported yet: those accounts have no legacy satisfaction trigger.",
-        events=("Ticket created", "Ticket status changed", "Trigger: satisfaction rated (body below)"),
+        events=(
+            "Ticket created",
+            "Ticket status changed",
+            "User active status changed (an end user deleted: acted on only if the workspace erases on "
+            "deletion)",
+            "Trigger: satisfaction rated (body below)",
+        ),
         secret=f"Zendesk signs each webhook ({SIGNATURE_HEADER}, HMAC-SHA256 of timestamp + body) with "
         "that webhook's own signing secret; the workspace keeps both (More signing secrets).",
         sidebar="a private Zendesk app (docs/vendors/zendesk.md): download its zip from the workspace page "

@@ -18,7 +18,12 @@ from app.helpdesks import zendesk
 from app.helpdesks.connect import ConnectError, VendorApi
 from app.helpdesks.zendesk import TRIGGER_TEMPLATE, auth_headers
 
-EVENT_TYPES = ("zen:event-type:ticket.created", "zen:event-type:ticket.status_changed")
+# the ticket events, and the users' active flag, which turns false when a user is deleted (zendesk.py)
+EVENT_TYPES = (
+    "zen:event-type:ticket.created",
+    "zen:event-type:ticket.status_changed",
+    "zen:event-type:user.active_changed",
+)
 TRIGGER_SUBSCRIPTION = "conditional_ticket_events"  # "To connect the webhook to a trigger ... specify only"
 EVENTS_NAME = "Klaviyo: ticket events (helpdesk-klaviyo)"
 CSAT_NAME = "Klaviyo: CSAT (helpdesk-klaviyo)"
