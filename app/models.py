@@ -94,6 +94,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "consent_rules": [],
     "consent_list_id": "",  # the Klaviyo list opt-ins join
     "erase_tag": "",  # a conversation or customer tag that asks us to erase the customer (app.privacy)
+    # erase a customer the helpdesk deletes (Zendesk, Intercom and Help Scout say so): off, since a
+    # helpdesk deletes duplicates and spam too, and Klaviyo's deletion cannot be undone
+    "erase_on_helpdesk_delete": False,
     "flow_presets": [],  # the flow presets installed in Klaviyo (app.flows)
 }
 

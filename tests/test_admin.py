@@ -802,9 +802,13 @@ def test_consent_rules_and_the_erasure_tag_are_saved_shown_back_and_used(app, ad
         '{"action": "unsubscribe", "channel": "sms", "at_attribute": "smsOptOutAt"}'
     )
     data = settings_form(consent_rules=rules, consent_list_id=" LstNews ", erase_tag="forget-me")
+    with app.app_context():
+        assert workspace().setting("erase_on_helpdesk_delete") is False  # off until an admin asks
+    data["erase_on_helpdesk_delete"] = "y"
     assert post(admin, page, data, page=page).status_code == 302
     with app.app_context():
         ws = workspace()
+        assert ws.setting("erase_on_helpdesk_delete") is True
         assert ws.setting("consent_rules") == [
             {"action": "unsubscribe", "channel": "email", "tag": "unsubscribe"},
             {"action": "unsubscribe", "channel": "sms", "at_attribute": "smsOptOutAt"},
@@ -815,6 +819,7 @@ def test_consent_rules_and_the_erasure_tag_are_saved_shown_back_and_used(app, ad
         "{&#34;action&#34;: &#34;unsubscribe&#34;, &#34;channel&#34;: &#34;email&#34;, &#34;tag&#34;: "
         "&#34;unsubscribe&#34;}\n" in shown
     )
+    assert '<input checked id="erase_on_helpdesk_delete"' in shown
 
 
 def test_every_bad_line_of_the_consent_rules_is_named(app, admin):

@@ -1,10 +1,15 @@
-"""Tags as consent and erasure signals: a Kustomer conversation tagged `unsubscribe` (or with the
-workspace's erasure tag) acts once, through the real intake, Redis and a Celery worker, against the
-Klaviyo and Kustomer sandboxes, however often the conversation is resent or updated afterwards."""
+"""Helpdesk signals for consent and erasure: a Kustomer conversation tagged `unsubscribe` (or with
+the workspace's erasure tag), or a customer the helpdesk deletes, acts once, through the real intake,
+Redis and a Celery worker, against the Klaviyo and helpdesk sandboxes, however often the signal is
+resent or the conversation updated afterwards."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,7 +18,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.facts import Kind, fact_from_dict, fact_to_dict
 from app.helpdesks.kustomer import parse
-from app.models import Customer, Delivery, DeliveryStatus, Erasure
+from app.models import Customer, Delivery, DeliveryStatus, Erasure, Receipt
 from sandbox import helpdesks as lookup_sandbox
 from sandbox.serve import ServerThread
 from tests.services import wait_until
@@ -220,4 +225,110 @@ def test_a_zendesk_ticket_tagged_unsubscribe_unsubscribes_the_requester_exactly_
         [row] = db.session.scalars(select(Delivery).where(Delivery.kind == Kind.UNSUBSCRIBE.value)).all()
         assert row.status == DeliveryStatus.DELIVERED, row.last_error
         assert row.fact["tag"] == "unsubscribe"
+        db.session.remove()
+
+
+# --- a customer the helpdesk deletes -------------------------------------------------------------
+
+DEACTIVATED = Path(__file__).parent / "fixtures" / "zendesk" / "user-active-changed.json"
+
+
+def zendesk_deletion(event_id: str = "2b24ef10-19d4-4740-93cf-8f98ec4776c0") -> dict:
+    """Zendesk's own example: an end user's active flag turned false, i.e. the user deleted."""
+    return json.loads(DEACTIVATED.read_text()) | {"id": event_id}
+
+
+def requests_of(kind: Kind) -> list[Delivery]:
+    return list(db.session.scalars(select(Delivery).where(Delivery.kind == kind.value)))
+
+
+def test_a_customer_zendesk_deletes_is_erased_once_when_the_workspace_asks(service, klaviyo, helpdesk_apis):
+    requests.post(f"{helpdesk_apis.url}/sandbox/reset", timeout=5).raise_for_status()
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed", json={"profiles": [{"email": "johndoe@example.com"}]}, timeout=5
+    ).raise_for_status()
+    workspace_id, secret = connect(service, helpdesk_apis, "zendesk", lookup_sandbox.ZENDESK_KEY)
+    settings(service, workspace_id, "--erase-on-delete")
+    service.start("worker")
+    send_zendesk(service, workspace_id, secret, zendesk_deletion())
+    send_zendesk(service, workspace_id, secret, zendesk_deletion())  # Zendesk's retry
+    send_zendesk(service, workspace_id, secret, zendesk_deletion("another-event-same-user"))
+    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the erasure to settle")
+    assert len(sent_to(klaviyo, "/api/data-privacy-deletion-jobs")) == 1, service.logs()
+    wait_until(
+        lambda: not [p for p in profiles(klaviyo) if p["email"] == "johndoe@example.com"],
+        10,
+        message="Klaviyo's deletion job",
+    )
+    with service.app.app_context():
+        [erasure] = db.session.scalars(select(Erasure)).all()
+        assert (erasure.source, erasure.identifier_kind) == ("zendesk deletion", "customer_id")
+        [request] = requests_of(Kind.ERASURE_REQUEST)
+        assert request.status == DeliveryStatus.DELIVERED, request.last_error
+        kept = json.dumps(request.fact)
+        assert "6596848315901" not in kept
+        assert "sealed_email" not in kept
+        deletions = requests_of(Kind.PROFILE_DELETION)
+        assert [row.status for row in deletions] == [DeliveryStatus.DELIVERED]
+        assert "johndoe@example.com" not in json.dumps([row.request_body for row in deletions])
+        db.session.remove()
+
+
+def test_a_deletion_is_only_acknowledged_while_the_workspace_does_not_erase_on_deletion(
+    service, helpdesk_apis
+):
+    workspace_id, secret = connect(service, helpdesk_apis, "zendesk", lookup_sandbox.ZENDESK_KEY)
+    send_zendesk(service, workspace_id, secret, zendesk_deletion())
+    with service.app.app_context():
+        assert db.session.scalar(select(func.count(Receipt.id)).filter_by(workspace_id=workspace_id)) == 1
+        assert db.session.scalar(select(func.count(Delivery.id)).filter_by(workspace_id=workspace_id)) == 0
+        db.session.remove()
+
+
+def _sha1(secret: str, body: bytes) -> bytes:
+    return hmac.new(secret.encode(), body, hashlib.sha1).digest()
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "signer", "customer_id"),
+    [
+        (
+            "intercom",
+            {
+                "type": "notification_event",
+                "id": "notif_deleted_1",
+                "topic": "contact.deleted",
+                "created_at": 1795168800,
+                "data": {"type": "notification_event_data", "item": {"type": "contact", "id": "667d60d8"}},
+            },
+            lambda body, secret: {"X-Hub-Signature": "sha1=" + _sha1(secret, body).hex()},
+            "667d60d8",
+        ),
+        (
+            "helpscout",
+            {"id": 401, "firstName": "Zoe", "emails": [{"id": 1, "value": "zoe@example.com"}]},
+            lambda body, secret: {
+                "X-HelpScout-Event": "customer.deleted",
+                "X-HelpScout-Signature": base64.b64encode(_sha1(secret, body)).decode(),
+            },
+            "401",
+        ),
+    ],
+)
+def test_intercom_and_help_scout_deletions_owe_one_erasure(
+    service, helpdesk_apis, name, payload, signer, customer_id
+):
+    workspace_id, secret = connect(service, helpdesk_apis, name, None)
+    settings(service, workspace_id, "--erase-on-delete")
+    body = json.dumps(payload).encode()
+    for _ in range(2):  # the helpdesk's retry owes nothing more
+        response = service.app.test_client().post(
+            f"/webhooks/{name}/{workspace_id}",
+            data=body,
+            headers={"Content-Type": "application/json", **signer(body, secret)},
+        )
+        assert response.status_code in (200, 202), response.get_data(as_text=True)
+    with service.app.app_context():
+        [request] = requests_of(Kind.ERASURE_REQUEST)
+        assert (request.fact["customer_id"], request.fact["source"]) == (customer_id, f"{name} deletion")
         db.session.remove()

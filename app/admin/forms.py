@@ -272,6 +272,11 @@ class WorkspaceForm(FlaskForm):
         "Enter the tag as the helpdesk's webhook carries it (for Kustomer, possibly the tag's id: "
         "docs/vendors/kustomer.md). Empty: no tag erases.",
     )
+    erase_on_helpdesk_delete = BooleanField(
+        "Erase a customer here and in Klaviyo when the helpdesk deletes them (Zendesk, Intercom and "
+        "Help Scout send deletions). Off by default: a helpdesk also deletes duplicates and spam, and "
+        "Klaviyo's deletion cannot be undone."
+    )
     phone_region = StringField(
         "Default phone region",
         validators=[DataRequired(), _region],

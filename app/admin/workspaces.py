@@ -47,6 +47,7 @@ SETTINGS = (
     "subdomain",
     "consent_list_id",
     "erase_tag",
+    "erase_on_helpdesk_delete",
 )
 
 

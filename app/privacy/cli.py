@@ -56,6 +56,11 @@ def check_consent_rules(text: str) -> list[dict[str, Any]]:
 @click.option("--consent-rules", default=None, help="A JSON list of consent rules (README: Consent).")
 @click.option("--consent-list-id", default=None, help="The Klaviyo list that opt-ins join.")
 @click.option("--erase-tag", default=None, help="A tag that asks to erase the customer ('' for none).")
+@click.option(
+    "--erase-on-delete/--keep-on-delete",
+    default=None,
+    help="Erase a customer the helpdesk deletes (Zendesk, Intercom, Help Scout), or not (the default).",
+)
 @click.option("--personal-data-days", type=click.IntRange(1, 3650), default=None)
 @click.option("--receipt-days", type=click.IntRange(1, 365), default=None)
 def settings_command(
@@ -63,10 +68,11 @@ def settings_command(
     consent_rules: str | None,
     consent_list_id: str | None,
     erase_tag: str | None,
+    erase_on_delete: bool | None,
     personal_data_days: int | None,
     receipt_days: int | None,
 ) -> None:
-    """Set the workspace's consent, erasure tag and retention settings given; print them all as JSON."""
+    """Set the workspace's consent, erasure and retention settings given; print them all as JSON."""
     workspace = db.session.get(Workspace, workspace_id)
     if workspace is None:
         raise click.ClickException(f"No workspace has the id {workspace_id!r}.")
@@ -77,6 +83,8 @@ def settings_command(
         changes["consent_list_id"] = consent_list_id.strip()
     if erase_tag is not None:
         changes["erase_tag"] = erase_tag.strip()
+    if erase_on_delete is not None:
+        changes["erase_on_helpdesk_delete"] = erase_on_delete
     if personal_data_days is not None:
         changes["personal_data_days"] = personal_data_days
     if receipt_days is not None:
@@ -84,5 +92,12 @@ def settings_command(
     if changes:
         workspace.settings = {**(workspace.settings or {}), **changes}  # a new dict, so the change is seen
         db.session.commit()
-    names = ("consent_rules", "consent_list_id", "erase_tag", "personal_data_days", "receipt_days")
+    names = (
+        "consent_rules",
+        "consent_list_id",
+        "erase_tag",
+        "erase_on_helpdesk_delete",
+        "personal_data_days",
+        "receipt_days",
+    )
     click.echo(json.dumps({name: workspace.setting(name) for name in names}, indent=2))

@@ -71,12 +71,18 @@ class Erased:
 
 
 def erase(
-    workspace: Workspace, identifier: str, value: str, source: str, requested_by: str | None = None
+    workspace: Workspace,
+    identifier: str,
+    value: str,
+    source: str,
+    requested_by: str | None = None,
+    known_email: str | None = None,
 ) -> Erased:
     """Erase the customer named by one identifier (email, phone or customer_id) and commit.
 
     An identifier we never saw is still recorded and, for an email or phone, still sent to Klaviyo,
-    which may know the person from elsewhere. The caller enqueues `klaviyo_requests`.
+    which may know the person from elsewhere; so is `known_email`, an address the request itself
+    gave (a helpdesk's deletion webhook). The caller enqueues `klaviyo_requests`.
     """
     if identifier not in IDENTIFIERS:
         raise ErasureError(f"Name the customer by one of {', '.join(IDENTIFIERS)}.")
@@ -105,6 +111,9 @@ def erase(
     emails = {e for e in (mapping.normalize_email(row.email) for row in customers) if e}
     phones = {p for p in (mapping.normalize_phone(row.phone, region) for row in customers) if p}
     {"email": emails, "phone": phones, "customer_id": customer_ids}[identifier].add(value)
+    given = mapping.normalize_email(known_email)
+    if given:
+        emails.add(given)
 
     _scrub(workspace.id, customer_ids, emails, result)
     result.customers_removed = len(customers)
@@ -245,11 +254,16 @@ def was_erased(workspace_id: str, identifier: str, value: str) -> bool:
 
 
 def carry_out(
-    workspace: Workspace, identifier: str, value: str, source: str, requested_by: str | None = None
+    workspace: Workspace,
+    identifier: str,
+    value: str,
+    source: str,
+    requested_by: str | None = None,
+    known_email: str | None = None,
 ) -> Erased:
     """Erase (see `erase`), then hand the deletion requests to the workers and schedule a second
     scrub of rows a worker was sending at that moment (its last write could put data back)."""
-    result = erase(workspace, identifier, value, source, requested_by)
+    result = erase(workspace, identifier, value, source, requested_by, known_email)
     publisher.enqueue(result.klaviyo_requests)
     if result.in_flight and current_app.config.get("DELIVERY_ENQUEUE", True):
         lease = current_app.config["DELIVERY_LEASE_SECONDS"]
@@ -260,11 +274,14 @@ def carry_out(
     return result
 
 
-def erase_tagged_customer(workspace: Workspace, customer_id: str, source: str) -> int:
-    """Erase the customer a helpdesk tag named (the worker's ERASURE_REQUEST row); the erasure's id."""
-    return carry_out(workspace, "customer_id", customer_id, source=source).erasure_id
+def erase_signalled_customer(
+    workspace: Workspace, customer_id: str, source: str, known_email: str | None = None
+) -> int:
+    """Erase the customer a helpdesk tag or deletion named (the worker's ERASURE_REQUEST row), with
+    the address the deletion webhook gave if any; the erasure's id."""
+    return carry_out(workspace, "customer_id", customer_id, source=source, known_email=known_email).erasure_id
 
 
 def init_app(app: Flask) -> None:
     """Let the outbox's erasure requests reach this module (app.push may not import app.privacy)."""
-    app.extensions[consent_and_privacy.ERASER] = erase_tagged_customer
+    app.extensions[consent_and_privacy.ERASER] = erase_signalled_customer

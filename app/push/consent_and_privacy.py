@@ -178,13 +178,37 @@ def tag_rows(
         unique = f"tag\x1f{scope}\x1f{channel}\x1f{tag.casefold()}"
         rows.append(_unsealed_row(workspace_id, Kind.UNSUBSCRIBE, identifier, unique, extra, now, receipt_id))
     if erase_tag and erase_tag.casefold() in present:
-        # once per customer, whichever conversation carried the tag: an erased customer is gone
-        extra = {"customer_id": customer_id, "tag": erase_tag, "resolve_customer": True}
-        unique = f"erase-tag\x1f{customer_id}"
-        row = _unsealed_row(workspace_id, Kind.ERASURE_REQUEST, "customer_id", unique, extra, now, receipt_id)
-        row["customer_id"] = None  # the erasure it starts scrubs the customer's rows, not this one
-        rows.append(row)
+        extra = {"customer_id": customer_id, "tag": erase_tag, "source": f"tag {erase_tag}"[:40]}
+        rows.append(_erasure_row(workspace_id, extra, now, receipt_id))
     return rows
+
+
+def deletion_row(
+    workspace_id: str, helpdesk: str, fact: Fact, now: datetime, receipt_id: int | None = None
+) -> dict[str, Any]:
+    """The erasure a helpdesk's deletion of a customer owes (a CUSTOMER_DELETED fact), with the
+    address the webhook gave sealed in, so that Klaviyo is asked even when we never stored it."""
+    customer = fact.customer
+    if customer is None:
+        raise ValueError("a customer-deleted fact carries its customer")
+    extra: dict[str, Any] = {"customer_id": customer.helpdesk_id, "source": f"{helpdesk} deletion"}
+    email = mapping.normalize_email(customer.email)
+    if email:
+        extra["sealed_email"] = secret_box().encrypt(email)
+    return _erasure_row(workspace_id, extra, now, receipt_id)
+
+
+def _erasure_row(
+    workspace_id: str, extra: dict[str, Any], now: datetime, receipt_id: int | None
+) -> dict[str, Any]:
+    """An erasure request, owed once per customer whatever asked for it (a tag, on any conversation,
+    or the helpdesk's deletion): an erased customer is gone. The key keeps its first name, "erase-tag",
+    so rows stored before deletions counted still match."""
+    extra = extra | {"resolve_customer": True}
+    unique = f"erase-tag\x1f{extra['customer_id']}"
+    row = _unsealed_row(workspace_id, Kind.ERASURE_REQUEST, "customer_id", unique, extra, now, receipt_id)
+    row["customer_id"] = None  # the erasure it starts scrubs the customer's rows, not this one
+    return row
 
 
 def _unsealed_row(
@@ -277,7 +301,8 @@ def _identify(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) ->
 
 
 def _erase_tagged(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> Attempt:
-    """Erase the tagged customer through app.privacy, known first from the helpdesk if need be."""
+    """Erase the customer a tag or the helpdesk's deletion named, through app.privacy, known first
+    from the helpdesk if need be."""
     customer_id = fact.get("customer_id")
     if not customer_id:
         return fail(delivery, "The customer id was forgotten once this request settled; erase by hand.")
@@ -289,10 +314,14 @@ def _erase_tagged(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]
         delivery.last_error = f"Could not look up the customer in {workspace.helpdesk}: {error}"
         return outcomes.backoff(workspace, delivery, delivery.age_seconds())
     db.session.commit()
-    erased = current_app.extensions[ERASER](workspace, customer_id, f"tag {fact.get('tag')}")
-    delivery.fact = {
-        name: value for name, value in fact.items() if name not in ("customer_id", "resolve_customer")
-    } | {"hash": identifier_hash(workspace.id, "customer_id", customer_id), "erasure_id": erased}
+    email = secret_box().decrypt(fact["sealed_email"]) if fact.get("sealed_email") else None
+    source = fact.get("source") or f"tag {fact.get('tag')}"  # rows stored before sources were kept
+    erased = current_app.extensions[ERASER](workspace, customer_id, source, email)
+    forgotten = ("customer_id", "resolve_customer", "sealed_email")
+    delivery.fact = {name: value for name, value in fact.items() if name not in forgotten} | {
+        "hash": identifier_hash(workspace.id, "customer_id", customer_id),
+        "erasure_id": erased,
+    }
     return Attempt(DeliveryStatus.DELIVERED, note=f"Erasure {erased} done (see the Privacy page).")
 
 

@@ -125,6 +125,14 @@ def _delivery_rows(
     """The outbox rows a newly received webhook owes; its customer is stored on the way."""
     rows = []
     for fact in webhook.facts:
+        if fact.kind is Kind.CUSTOMER_DELETED:
+            if workspace.erase_on_delete:  # else the receipt alone records that it came
+                rows.append(
+                    consent_and_privacy.deletion_row(
+                        workspace.id, workspace.helpdesk, fact, now, recorded.receipt_id
+                    )
+                )
+            continue
         customer = fact.customer
         if fact.kind is Kind.CUSTOMER_UPSERTED and customer is not None:
             # each customer webhook is its own profile write; only a resend of it is a duplicate

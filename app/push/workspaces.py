@@ -26,6 +26,7 @@ class IntakeWorkspace:
     consent_list_id: str = ""
     phone_region: str = "US"
     erase_tag: str = ""  # a conversation or customer tag that asks for the customer's erasure
+    erase_on_delete: bool = False  # a customer the helpdesk deletes is erased
 
     @classmethod
     def of(cls, workspace: Workspace) -> IntakeWorkspace:
@@ -39,6 +40,7 @@ class IntakeWorkspace:
             consent_list_id=str(workspace.setting("consent_list_id")),
             phone_region=str(workspace.setting("phone_region")),
             erase_tag=str(workspace.setting("erase_tag")),
+            erase_on_delete=workspace.setting("erase_on_helpdesk_delete") is True,
         )
 
     def sends(self, kind: str) -> bool:
