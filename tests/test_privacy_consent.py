@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -15,6 +16,7 @@ from app.extensions import db
 from app.facts import Kind
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, Workspace
+from app.card import cache
 from app.push import delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
@@ -225,3 +227,29 @@ def test_bad_consent_rules_are_refused_saying_why(app, rules, reason):
     assert result.exit_code == 2
     assert reason in result.output
     assert db.session.get(Workspace, workspace_id).setting("consent_rules") == RULES
+
+
+def test_the_card_shows_the_changed_consent_at_its_next_view(app, klaviyo, redis_url):
+    requests.post(
+        f"{klaviyo.url}/sandbox/seed",
+        json={"profiles": [{"email": "ada@example.com", "subscriptions": {"email": "SUBSCRIBED"}}]},
+        timeout=5,
+    ).raise_for_status()
+    workspace = db.session.scalars(select(Workspace)).one()
+
+    def email_consent() -> str | None:
+        shown = cache.get(workspace, "email", "ada@example.com")
+        return shown.data["consent"]["email"]
+
+    assert email_consent() == "SUBSCRIBED"  # fetched, and fresh for card_cache_seconds (600)
+    settle_all(customer_webhook({"marketingOptOutAt": "2026-11-20T10:00:00Z"}))
+    [row] = consent_rows()
+    assert row.status == DeliveryStatus.DELIVERED
+    broker = Redis.from_url(redis_url)
+    queued = broker.llen("cards")
+    # the next view shows the card it has while a refresh is queued: no agent waits for Klaviyo
+    assert email_consent() == "SUBSCRIBED"
+    assert broker.llen("cards") == queued + 1
+    time.sleep(1.1)  # as a worker would, past the 1 s burst window the first view's requests used
+    cache.refresh(workspace, "email", "ada@example.com")  # what the queued task does
+    assert email_consent() == "UNSUBSCRIBED"

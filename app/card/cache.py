@@ -75,6 +75,15 @@ def fetch_and_store(workspace: Workspace, kind: str, value: str) -> CardResult:
     return CardResult(data, fetched_at)
 
 
+def mark_stale(workspace_id: str, kind: str, value: str) -> None:
+    """Make one customer's cached card stale (their consent changed): the next view shows it while
+    fetching it anew. RedisError when Redis cannot be reached."""
+    key, _ = _keys(workspace_id, kind, value)
+    cached = _cached(key)
+    if cached is not None:
+        redis_client(current_app).set(key, json.dumps(cached | {"stale": True}), keepttl=True)
+
+
 def _cached(key: str) -> dict[str, Any] | None:
     raw = redis_client(current_app).get(key)
     return json.loads(raw) if raw else None
@@ -87,7 +96,7 @@ def get(workspace: Workspace, kind: str, value: str) -> CardResult:
     redis = redis_client(current_app)
     try:
         cached = _cached(key)
-        if cached and time.time() - cached["fetched_at"] < fresh_for:
+        if cached and not cached.get("stale") and time.time() - cached["fetched_at"] < fresh_for:
             metrics.card_looked_up("hit")
             return CardResult(cached["data"], cached["fetched_at"])
         leader = redis.set(lock, 1, nx=True, ex=LOCK_SECONDS)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import RedisError
 
 from app import helpdesks, klaviyo
+from app.card import cache
 from app.extensions import db
 from app.facts import Fact, Kind
 from app.klaviyo import mapping, ratelimit, send
@@ -35,6 +38,7 @@ PATHS = {
     Kind.UNSUBSCRIBE.value: UNSUBSCRIBE_PATH,
 }
 KINDS = frozenset(PATHS) | {Kind.ERASURE_REQUEST.value}
+log = logging.getLogger(__name__)
 ERASER = "customer_eraser"  # app.extensions key: app.privacy's erasure by customer id (the factory sets it)
 
 
@@ -270,7 +274,20 @@ def settle(workspace: Workspace, delivery: Delivery) -> Attempt:
     if attempt.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         fact.pop("sealed")  # settled for good: only the hash stays
         delivery.fact = fact
+    if attempt.status == DeliveryStatus.DELIVERED and delivery.kind != Kind.PROFILE_DELETION.value:
+        _card_is_stale(workspace, fact["identifier"], value)
     return attempt
+
+
+def _card_is_stale(workspace: Workspace, identifier: str, value: str) -> None:
+    """The customer's consent changed: their cached card is fetched anew when next viewed. Klaviyo
+    applies the change in a job of its own, so fetching it at once could cache the old consent."""
+    if not current_app.config.get("REDIS_URL"):
+        return  # no Redis, no cached cards
+    try:
+        cache.mark_stale(workspace.id, "phone" if identifier == "phone_number" else "email", value)
+    except RedisError as error:  # the card refreshes on its own within card_cache_seconds
+        log.warning("could not mark a card stale (%s)", type(error).__name__)
 
 
 def _identify(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> dict[str, Any] | Attempt:
