@@ -39,9 +39,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from sandbox.sidebar_desk import DESK_STYLE, LOOPBACK_HOSTS
+from sandbox.sidebar_desk import (
+    DESK_STYLE,
+    LOOPBACK_HOSTS,
+    chosen,
+    html_page,
+    page_json,
+    page_template,
+    script,
+)
 
 bp = Blueprint("freshdesk_host", __name__)
 
@@ -68,22 +76,17 @@ CONTACTS = [
     },
 ]
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Freshdesk sandbox: ticket</title>
-  <link rel="icon" href="data:,">
-  <style>{{ style | safe }}
+PAGE = page_template(
+    title="Freshdesk sandbox: ticket",
+    style=DESK_STYLE
+    + """
     header { background: #12344d; }
     .sidebar { padding: 10px 0 0; }
     .sidebar h2, .sidebar p { padding: 0 12px; }
     iframe { display: block; width: 320px; height: 520px; border: 0; }
-  </style>
-</head>
-<body>
-  <header>Freshdesk sandbox · Tickets</header>
-  <div class="desk">
+  """,
+    header="Freshdesk sandbox · Tickets",
+    desk="""
     <nav class="threads" aria-label="Tickets">
       {% for contact in contacts %}
         <a href="?app={{ app_id }}&contact={{ loop.index0 }}"
@@ -97,12 +100,11 @@ PAGE = """<!doctype html>
       <iframe id="app-frame" title="Klaviyo app" src="/freshdesk/apps/{{ app_id }}/app/index.html"></iframe>
       <p class="muted">App initialized: <output id="initialized">no</output>.</p>
     </aside>
-  </div>
+  """,
+    scripts="""
   <script type="application/json" id="contact">{{ contact_json | safe }}</script>
-  <script src="/freshdesk/host.js"></script>
-</body>
-</html>
-"""
+  <script src="/freshdesk/host.js"></script>""",
+)
 
 HOST_SCRIPT = """(function () {
   "use strict";
@@ -408,12 +410,12 @@ def invoke(app_id: int) -> Response | tuple[Response, int]:
 
 @bp.get(CLIENT_SCRIPT_URL)
 def client_script() -> Response:
-    return Response(CLIENT_SCRIPT, 200, content_type="text/javascript; charset=utf-8")
+    return script(CLIENT_SCRIPT)
 
 
 @bp.get("/freshdesk/host.js")
 def host_script() -> Response:
-    return Response(HOST_SCRIPT, 200, content_type="text/javascript; charset=utf-8")
+    return script(HOST_SCRIPT)
 
 
 @bp.get("/freshdesk/ticket")
@@ -423,13 +425,7 @@ def ticket_page() -> Response | tuple[str, int]:
     installed = _found(app_id)
     if installed is None or installed.values is None:
         return "send ?app=<id of an uploaded and installed app>", 404
-    current = min(max(request.args.get("contact", 0, type=int), 0), len(CONTACTS) - 1)
-    page = render_template_string(
-        PAGE,
-        style=DESK_STYLE,
-        contacts=CONTACTS,
-        current=current,
-        app_id=app_id,
-        contact_json=json.dumps(CONTACTS[current]).replace("<", "\\u003c"),
+    current = chosen("contact", CONTACTS)
+    return html_page(
+        PAGE, contacts=CONTACTS, current=current, app_id=app_id, contact_json=page_json(CONTACTS[current])
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")

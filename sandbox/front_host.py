@@ -14,13 +14,13 @@ Recipient pages (docs/vendors/front.md, "Sidebar plugin"). No app imports: this 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, request
+
+from sandbox.sidebar_desk import html_page, page_json, page_template, script, with_query
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / ".cache" / "npm" / "node_modules"
 
@@ -51,13 +51,9 @@ CONVERSATIONS = [
     },
 ]
 
-HOST_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Front sandbox: shared inbox</title>
-  <link rel="icon" href="data:,">
-  <style>
+HOST_PAGE = page_template(
+    title="Front sandbox: shared inbox",
+    style="""
     body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: #001b38; background: #f5f6f8; }
     header { padding: 10px 16px; background: #001b38; color: #fff; font-weight: 600; }
     .desk { display: grid; grid-template-columns: 1fr 320px; min-height: 640px; }
@@ -67,11 +63,9 @@ HOST_PAGE = """<!doctype html>
     iframe { display: block; width: 320px; height: 600px; border: 0; }
     button[aria-pressed="true"] { font-weight: 700; }
     .muted { color: #5c6b7a; font-size: .8rem; }
-  </style>
-</head>
-<body>
-  <header>Front sandbox</header>
-  <div class="desk">
+  """,
+    header="Front sandbox",
+    desk="""
     <section class="inbox" aria-label="Conversations">
       <p>Selected:</p>
       {% for conversation in conversations %}
@@ -87,13 +81,12 @@ HOST_PAGE = """<!doctype html>
       <h2>Klaviyo</h2>
       <iframe id="plugin-frame" title="Klaviyo plugin" src="{{ frame_src }}"></iframe>
     </aside>
-  </div>
+  """,
+    scripts="""
   <script type="application/json" id="conversations">{{ conversations_json | safe }}</script>
   <script type="application/json" id="teammate">{{ teammate_json | safe }}</script>
-  <script src="/front/host.js"></script>
-</body>
-</html>
-"""
+  <script src="/front/host.js"></script>""",
+)
 
 HOST_SCRIPT = """(function () {
   "use strict";
@@ -157,26 +150,23 @@ HOST_SCRIPT = """(function () {
 @bp.get("/front/host")
 def host_page() -> Response | tuple[str, int]:
     """An inbox with the plugin at `plugin` in its sidebar, loaded with the plugin's auth_secret."""
-    plugin = request.args.get("plugin", "")
-    parts = urlsplit(plugin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "send ?plugin=<http(s) URL of the plugin>", 400
     secret = current_app.config["FRONT_PLUGIN_AUTH_SECRET"]
-    joiner = "&" if parts.query else "?"
-    page = render_template_string(
+    frame_src = with_query(request.args.get("plugin", ""), {"auth_secret": secret})
+    if frame_src is None:
+        return "send ?plugin=<http(s) URL of the plugin>", 400
+    return html_page(
         HOST_PAGE,
         conversations=CONVERSATIONS,
-        conversations_json=json.dumps(CONVERSATIONS).replace("<", "\\u003c"),
-        teammate_json=json.dumps(TEAMMATE).replace("<", "\\u003c"),
+        conversations_json=page_json(CONVERSATIONS),
+        teammate_json=page_json(TEAMMATE),
         auth_secret=secret,
-        frame_src=f"{plugin}{joiner}{urlencode({'auth_secret': secret})}",
+        frame_src=frame_src,
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")
 
 
 @bp.get("/front/host.js")
 def host_script() -> Response:
-    return Response(HOST_SCRIPT, 200, content_type="text/javascript; charset=utf-8")
+    return script(HOST_SCRIPT)
 
 
 @bp.get("/front/plugin-sdk.js")

@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from markupsafe import Markup
 
-from sandbox.sidebar_desk import DESK_STYLE, loopback_url
+from sandbox.sidebar_desk import DESK_STYLE, chosen, html_page, loopback_url, page_template
 
 bp = Blueprint("gorgias_host", __name__)
 
@@ -46,13 +46,10 @@ TICKETS = [
     },
 ]
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Gorgias sandbox: ticket</title>
-  <link rel="icon" href="data:,">
-  <style>{{ style | safe }}
+PAGE = page_template(
+    title="Gorgias sandbox: ticket",
+    style=DESK_STYLE
+    + """
     header { background: #161616; }
     .widget { border: 1px solid #e2e2e2; border-radius: 6px; padding: 8px 10px; }
     .widget h3 { margin: 0 0 6px; font-size: .95rem; }
@@ -61,11 +58,9 @@ PAGE = """<!doctype html>
     .widget dd { margin: 0; }
     .widget ul { margin: 0; padding-left: 16px; }
     .error { color: #b42318; }
-  </style>
-</head>
-<body>
-  <header>Gorgias sandbox · Tickets</header>
-  <div class="desk">
+  """,
+    header="Gorgias sandbox · Tickets",
+    desk="""
     <nav class="threads" aria-label="Tickets">
       {% for ticket in tickets %}
         <a href="?integration={{ integration_id }}&customer={{ loop.index0 }}"
@@ -78,10 +73,8 @@ PAGE = """<!doctype html>
       <section class="widget" id="widget">{{ shown }}</section>
       <p class="muted">Integration request: <output id="status">{{ status }}</output></p>
     </aside>
-  </div>
-</body>
-</html>
-"""
+  """,
+)
 
 
 class Integrations:
@@ -199,7 +192,7 @@ def ticket_page() -> Response | tuple[str, int]:
     integration = _integrations().by_id.get(request.args.get("integration", 0, type=int))
     if integration is None:
         return "send ?integration=<id of an integration made with POST /gorgias/api/integrations>", 404
-    current = min(max(request.args.get("customer", 0, type=int), 0), len(TICKETS) - 1)
+    current = chosen("customer", TICKETS)
     http = integration["http"]
     try:
         answer = requests.request(
@@ -214,9 +207,8 @@ def ticket_page() -> Response | tuple[str, int]:
         status, shown = "no usable answer", None
     if shown is None:
         shown = Markup('<p class="error">The integration could not be loaded ({}).</p>').format(status)
-    page = render_template_string(
+    return html_page(
         PAGE,
-        style=DESK_STYLE,
         tickets=TICKETS,
         current=current,
         integration_id=integration["id"],
@@ -224,4 +216,3 @@ def ticket_page() -> Response | tuple[str, int]:
         shown=shown,
         status=status,
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")

@@ -24,10 +24,10 @@ import json
 from urllib.parse import urlencode
 
 import requests
-from flask import Blueprint, Response, current_app, render_template_string, request
+from flask import Blueprint, Response, current_app, request
 from markupsafe import Markup
 
-from sandbox.sidebar_desk import DESK_STYLE, loopback_url
+from sandbox.sidebar_desk import DESK_STYLE, chosen, html_page, loopback_url, page_template
 
 bp = Blueprint("helpscout_host", __name__)
 
@@ -56,13 +56,10 @@ CONVERSATIONS = [
     },
 ]
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Help Scout sandbox: conversation</title>
-  <link rel="icon" href="data:,">
-  <style>{{ style | safe }}
+PAGE = page_template(
+    title="Help Scout sandbox: conversation",
+    style=DESK_STYLE
+    + """
     header { background: #1292ee; }
     .app-box { border: 1px solid #d6dde3; border-radius: 4px; padding: 8px 10px; }
     .app-box h4 { margin: 8px 0 4px; font-size: .9rem; }
@@ -70,11 +67,9 @@ PAGE = """<!doctype html>
     .app-box p { margin: 4px 0; }
     .app-box .muted { color: #72808e; }
     .error { color: #b42318; }
-  </style>
-</head>
-<body>
-  <header>Help Scout sandbox · Mailbox</header>
-  <div class="desk">
+  """,
+    header="Help Scout sandbox · Mailbox",
+    desk="""
     <nav class="threads" aria-label="Conversations">
       {% for conversation in conversations %}
         <a href="{{ link(loop.index0) }}" {% if loop.index0 == current %}aria-current="page"{% endif %}>
@@ -88,10 +83,8 @@ PAGE = """<!doctype html>
       <section class="app-box" id="app">{{ shown | safe }}</section>
       <p class="muted">App request: <output id="status">{{ status }}</output></p>
     </aside>
-  </div>
-</body>
-</html>
-"""
+  """,
+)
 
 
 def message(conversation: dict) -> dict:
@@ -112,7 +105,7 @@ def conversation() -> Response | tuple[str, int]:
     app_url = loopback_url(request.args.get("app", ""))
     if app_url is None:
         return "send ?app=<the app's Callback URL, on this machine>", 400
-    current = min(max(request.args.get("customer", 0, type=int), 0), len(CONVERSATIONS) - 1)
+    current = chosen("customer", CONVERSATIONS)
     body = json.dumps(message(CONVERSATIONS[current])).encode()
     shown: str | None = None
     try:
@@ -129,13 +122,6 @@ def conversation() -> Response | tuple[str, int]:
     def link(index: int) -> str:
         return "?" + urlencode({"app": app_url, "customer": index})
 
-    page = render_template_string(
-        PAGE,
-        style=DESK_STYLE,
-        conversations=CONVERSATIONS,
-        current=current,
-        shown=shown,
-        status=status,
-        link=link,
+    return html_page(
+        PAGE, conversations=CONVERSATIONS, current=current, shown=shown, status=status, link=link
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")

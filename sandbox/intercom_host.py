@@ -31,10 +31,10 @@ import re
 from urllib.parse import urlencode
 
 import requests
-from flask import Blueprint, Response, current_app, render_template_string, request
+from flask import Blueprint, Response, current_app, request
 from markupsafe import Markup, escape
 
-from sandbox.sidebar_desk import DESK_STYLE, loopback_url
+from sandbox.sidebar_desk import DESK_STYLE, chosen, html_page, loopback_url, page_template
 
 bp = Blueprint("intercom_host", __name__)
 
@@ -60,13 +60,10 @@ CONTACTS = [
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _LINK = re.compile(r"\[([^\]]+)\]\((https://[^)\s]+)\)")
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Intercom sandbox: Inbox</title>
-  <link rel="icon" href="data:,">
-  <style>{{ style | safe }}
+PAGE = page_template(
+    title="Intercom sandbox: Inbox",
+    style=DESK_STYLE
+    + """
     header { background: #1f1f1f; }
     .canvas .header { font-size: 1rem; font-weight: 700; margin: 4px 0; }
     .canvas .muted { color: #737373; font-size: .85rem; margin: 8px 0 2px; }
@@ -77,11 +74,9 @@ PAGE = """<!doctype html>
     .canvas .sub { color: #737373; font-size: .8rem; }
     .canvas a.button { display: block; margin-top: 10px; padding: 6px; text-align: center;
       border: 1px solid #1f1f1f; border-radius: 6px; color: #1f1f1f; text-decoration: none; }
-  </style>
-</head>
-<body>
-  <header>Intercom sandbox · Inbox</header>
-  <div class="desk">
+  """,
+    header="Intercom sandbox · Inbox",
+    desk="""
     <nav class="threads" aria-label="Conversations">
       {% for contact in contacts %}
         <a href="{{ link(loop.index0) }}" {% if loop.index0 == current %}aria-current="page"{% endif %}>
@@ -94,10 +89,8 @@ PAGE = """<!doctype html>
       <section class="app canvas" id="app">{{ shown }}</section>
       <p class="muted">Initialize request: <output id="status">{{ status }}</output></p>
     </aside>
-  </div>
-</body>
-</html>
-"""
+  """,
+)
 
 
 def initialize_request(contact: dict) -> dict:
@@ -172,7 +165,7 @@ def inbox() -> Response | tuple[str, int]:
     app_url = loopback_url(request.args.get("app", ""))
     if app_url is None:
         return "send ?app=<the app's initialize URL, on this machine>", 400
-    current = min(max(request.args.get("contact", 0, type=int), 0), len(CONTACTS) - 1)
+    current = chosen("contact", CONTACTS)
     body = json.dumps(initialize_request(CONTACTS[current])).encode()
     try:
         answer = signed_post(app_url, body, current_app.config["INTERCOM_CLIENT_SECRET"])
@@ -193,13 +186,4 @@ def inbox() -> Response | tuple[str, int]:
     def link(index: int) -> str:
         return "?" + urlencode({"app": app_url, "contact": index})
 
-    page = render_template_string(
-        PAGE,
-        style=DESK_STYLE,
-        contacts=CONTACTS,
-        current=current,
-        shown=shown,
-        status=status,
-        link=link,
-    )
-    return Response(page, 200, content_type="text/html; charset=utf-8")
+    return html_page(PAGE, contacts=CONTACTS, current=current, shown=shown, status=status, link=link)

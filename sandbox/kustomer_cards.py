@@ -17,11 +17,11 @@ https://developer.kustomer.com/kustomer-apps-platform/docs/card-js-methods: the 
 
 from __future__ import annotations
 
-import json
 import secrets
-from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, render_template_string, request
+from flask import Blueprint, Response, request
+
+from sandbox.sidebar_desk import html_page, page_json, page_template, script, with_query
 
 bp = Blueprint("kustomer_cards", __name__)
 
@@ -47,13 +47,9 @@ CUSTOMERS = [
     },
 ]
 
-HOST_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Kustomer sandbox: insights panel</title>
-  <link rel="icon" href="data:,">
-  <style>
+HOST_PAGE = page_template(
+    title="Kustomer sandbox: insights panel",
+    style="""
     body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; background: #f3f4f6; }
     header { padding: 10px 16px; background: #1f2a44; color: #fff; font-weight: 600; }
     .desk { display: grid; grid-template-columns: 1fr 360px; gap: 16px; padding: 16px; }
@@ -62,11 +58,9 @@ HOST_PAGE = """<!doctype html>
     iframe { display: block; width: 100%; height: 150px; border: 1px solid #d0d7de; border-radius: 6px; }
     button[aria-pressed="true"] { font-weight: 700; }
     .muted { color: #57606a; font-size: .8rem; }
-  </style>
-</head>
-<body>
-  <header>Kustomer sandbox</header>
-  <div class="desk">
+  """,
+    header="Kustomer sandbox",
+    desk="""
     <section class="timeline" aria-label="Customers">
       <p>Customer in view:</p>
       {% for customer in customers %}
@@ -83,12 +77,11 @@ HOST_PAGE = """<!doctype html>
       <iframe id="card-frame" title="Klaviyo card" src="{{ frame_src }}"
         data-card-id="{{ card_id }}"></iframe>
     </aside>
-  </div>
+  """,
+    scripts="""
   <script type="application/json" id="customers">{{ customers_json | safe }}</script>
-  <script src="/cards/host.js"></script>
-</body>
-</html>
-"""
+  <script src="/cards/host.js"></script>""",
+)
 
 HOST_SCRIPT = """(function () {
   "use strict";
@@ -198,35 +191,27 @@ SDK_SCRIPT = """(function () {
 """
 
 
-def _script(body: str) -> Response:
-    return Response(body, 200, content_type="text/javascript; charset=utf-8")
-
-
 @bp.get("/card-js/latest/kustomer-card.min.js")
 def cards_sdk() -> Response:
-    return _script(SDK_SCRIPT)
+    return script(SDK_SCRIPT)
 
 
 @bp.get("/cards/host.js")
 def host_script() -> Response:
-    return _script(HOST_SCRIPT)
+    return script(HOST_SCRIPT)
 
 
 @bp.get("/cards/host")
 def host_page() -> Response | tuple[str, int]:
     """Frame `card` with `parentUrl` (this page) and `id` added, as Kustomer opens a card's page."""
-    card = request.args.get("card", "")
-    parts = urlsplit(card)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "send ?card=<http(s) URL of the card page>", 400
     card_id = secrets.token_hex(8)
-    joiner = "&" if parts.query else "?"
-    frame_src = f"{card}{joiner}{urlencode({'parentUrl': request.url, 'id': card_id})}"
-    page = render_template_string(
+    frame_src = with_query(request.args.get("card", ""), {"parentUrl": request.url, "id": card_id})
+    if frame_src is None:
+        return "send ?card=<http(s) URL of the card page>", 400
+    return html_page(
         HOST_PAGE,
         customers=CUSTOMERS,
-        customers_json=json.dumps(CUSTOMERS).replace("<", "\\u003c"),
+        customers_json=page_json(CUSTOMERS),
         frame_src=frame_src,
         card_id=card_id,
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")

@@ -21,12 +21,14 @@ import os
 import secrets
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Blueprint, Flask, Response, current_app, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, request
+
+from sandbox.sidebar_desk import html_page, page_json, page_template, script, with_query
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / ".cache" / "npm" / "node_modules"
 APP_ID = "1048576"
@@ -41,13 +43,9 @@ REQUESTERS = [
     {"id": 9002, "name": "Grace Hopper", "email": "grace@example.com"},
 ]
 
-HOST_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Zendesk sandbox: ticket #{{ ticket_id }}</title>
-  <link rel="icon" href="data:,">
-  <style>
+HOST_PAGE = page_template(
+    title="Zendesk sandbox: ticket #{{ ticket_id }}",
+    style="""
     body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: #2f3941; background: #f8f9f9; }
     header { padding: 10px 16px; background: #03363d; color: #fff; font-weight: 600; }
     .desk { display: grid; grid-template-columns: 1fr 320px; gap: 0; min-height: 600px; }
@@ -57,11 +55,9 @@ HOST_PAGE = """<!doctype html>
     iframe { display: block; width: 320px; height: 150px; border: 0; }
     button[aria-pressed="true"] { font-weight: 700; }
     .muted { color: #68737d; font-size: .8rem; }
-  </style>
-</head>
-<body>
-  <header>Zendesk sandbox</header>
-  <div class="desk">
+  """,
+    header="Zendesk sandbox",
+    desk="""
     <section class="ticket" aria-label="Ticket">
       <h1>Ticket #{{ ticket_id }}: where is my order?</h1>
       <p>Requester:</p>
@@ -79,12 +75,11 @@ HOST_PAGE = """<!doctype html>
         <input type="hidden" name="token" value="{{ token }}">
       </form>
     </aside>
-  </div>
+  """,
+    scripts="""
   <script type="application/json" id="requesters">{{ requesters_json | safe }}</script>
-  <script src="/zendesk/host.js"></script>
-</body>
-</html>
-"""
+  <script src="/zendesk/host.js"></script>""",
+)
 
 HOST_SCRIPT = """(function () {
   "use strict";
@@ -202,26 +197,25 @@ def _token(mode: str) -> str:
 def host_page() -> Response | tuple[str, int]:
     """A ticket with the app at `app` in its sidebar, its iframe opened by a signed POST."""
     app_url = request.args.get("app", "")
-    parts = urlsplit(app_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        return "send ?app=<http(s) URL of the app's sidebar page, without a query>", 400
     app_guid = secrets.token_hex(8)
     origin = request.host_url.rstrip("/")
-    page = render_template_string(
+    action = with_query(app_url, {"origin": origin, "app_guid": app_guid})
+    if action is None or urlsplit(app_url).query:
+        return "send ?app=<http(s) URL of the app's sidebar page, without a query>", 400
+    return html_page(
         HOST_PAGE,
         ticket_id=4242,
         requesters=REQUESTERS,
-        requesters_json=json.dumps(REQUESTERS).replace("<", "\\u003c"),
+        requesters_json=page_json(REQUESTERS),
         app_guid=app_guid,
-        action=f"{app_url}?{urlencode({'origin': origin, 'app_guid': app_guid})}",
+        action=action,
         token=_token(request.args.get("token", "valid")),
     )
-    return Response(page, 200, content_type="text/html; charset=utf-8")
 
 
 @bp.get("/zendesk/host.js")
 def host_script() -> Response:
-    return Response(HOST_SCRIPT, 200, content_type="text/javascript; charset=utf-8")
+    return script(HOST_SCRIPT)
 
 
 @bp.get(f"/api/v2/apps/{APP_ID}/public_key.pem")
@@ -252,7 +246,7 @@ def zaf_sdk() -> Response:
         "  }\n"
         "  window.ZAFClient = require('./index');\n})();\n"
     )
-    return Response(bundle, 200, content_type="text/javascript; charset=utf-8")
+    return script(bundle)
 
 
 def create_app(config: dict | None = None) -> Flask:

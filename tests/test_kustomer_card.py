@@ -43,7 +43,7 @@ def ticket_for(app, name: str, expires: int) -> str:  # noqa: F811
     return made
 
 
-def test_the_page_loads_exactly_kustomers_sdk_and_our_script_by_nonce(app, klaviyo):  # noqa: F811
+def test_the_page_loads_exactly_kustomers_sdk_and_our_scripts_by_nonce(app, klaviyo):  # noqa: F811
     response = page(app)
     assert response.status_code == 200
     policy = dict(
@@ -59,6 +59,7 @@ def test_the_page_loads_exactly_kustomers_sdk_and_our_script_by_nonce(app, klavi
     scripts = re.findall(r"<script[^>]*>", html)
     assert scripts == [
         f'<script src="{SDK}">',
+        f'<script nonce="{nonce.group(1)}" src="/insight/static/sidebar-card.js">',
         f'<script nonce="{nonce.group(1)}" src="/insight/static/kustomer-card.js">',
     ]
     assert response.headers["Referrer-Policy"] == "no-referrer"

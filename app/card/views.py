@@ -220,6 +220,7 @@ def kustomer_page(workspace_id: str) -> Response:
     body = render_template(
         "insight/kustomer.html",
         sdk_url=current_app.config["KUSTOMER_CARD_SDK_URL"],
+        common_url=url_for("insight.static", filename="sidebar-card.js"),
         script_url=url_for("insight.static", filename="kustomer-card.js"),
         card_url=url_for("insight.kustomer_card", workspace_id=workspace.id),
         ticket=kustomer_ticket(workspace, int(time.time()) + KUSTOMER_TICKET_SECONDS),

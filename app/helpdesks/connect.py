@@ -32,6 +32,8 @@ class VendorApi:
         session: requests.Session,
         timeout: float = 10.0,
         key_help: str = "",
+        unauthorized: str = "",
+        forbidden: str = "",
     ):
         self.title = title
         self.base_url = base_url.rstrip("/")
@@ -40,10 +42,17 @@ class VendorApi:
         self.session = session
         self.timeout = timeout
         self.key_help = key_help  # where the admin makes a key with more permissions
+        # a vendor's own advice, where it knows better than the general one: what a 401 means, and
+        # what to do about a 403 (`{needs}` in it becomes the permission the call needs)
+        self.unauthorized = unauthorized
+        self.forbidden = forbidden
 
-    def call(self, method: str, path: str, needs: str, **kwargs: Any) -> requests.Response:
-        """One request; 401 and 403 become ConnectErrors naming the permission `needs`."""
+    def call(
+        self, method: str, path: str, needs: str, *, shown: str = "", **kwargs: Any
+    ) -> requests.Response:
+        """One request; 401 and 403 become ConnectErrors naming the call (`shown` or `path`) and `needs`."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        shown = shown or path  # e.g. the list a next page's full URL belongs to
         try:
             response = outbound.request(
                 self.session, method, url, self.hosts, headers=self.headers, timeout=self.timeout, **kwargs
@@ -52,19 +61,24 @@ class VendorApi:
             raise ConnectError(f"Not calling {self.title}'s API: {error}") from None
         except requests.RequestException as error:
             raise ConnectError(
-                f"{self.title} did not answer {method} {path} ({type(error).__name__}); check the API URL "
+                f"{self.title} did not answer {method} {shown} ({type(error).__name__}); check the API URL "
                 f"{self.base_url} and try again"
             ) from None
         if response.status_code == 401:
+            if self.unauthorized:
+                raise ConnectError(f"{self.title} answered 401: {self.unauthorized}")
             raise ConnectError(
-                f"{self.title} answered 401 to {method} {path}: the workspace's {self.title} API key is not "
+                f"{self.title} answered 401 to {method} {shown}: the workspace's {self.title} API key is not "
                 f"valid ({error_text(response)})"
             )
         if response.status_code == 403:
-            raise ConnectError(
-                f"{self.title} answered 403 to {method} {path}: the workspace's API key may not {needs}"
-                f"{'; ' + self.key_help if self.key_help else ''} ({error_text(response)})"
+            where = f"; {self.key_help}" if self.key_help else ""
+            advice = (
+                self.forbidden.format(needs=needs)
+                if self.forbidden
+                else f"the workspace's API key may not {needs}{where} ({error_text(response)})"
             )
+            raise ConnectError(f"{self.title} answered 403 to {method} {shown}: {advice}")
         return response
 
     def json(self, method: str, path: str, needs: str, **kwargs: Any) -> Any:

@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
-from app.helpdesks import helpscout, outbound
-from app.helpdesks.connect import ConnectError, store_token
+from app.helpdesks import helpscout
+from app.helpdesks.connect import ConnectError, VendorApi, store_token
 from app.helpdesks.helpscout import MAX_SECRET, new_secret
 
 # the webhook event names of what the set-up guide asks for (webhooks/create lists them)
@@ -61,38 +61,22 @@ class HelpScoutWebhooks:
     """The three webhook calls of Help Scout's Mailbox API 2.0, each raising ConnectError with a fix."""
 
     def __init__(self, base_url: str, api_key: str, session: requests.Session, timeout: float = 10.0):
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.session = session
-        self.timeout = timeout
+        self.api = VendorApi(
+            "Help Scout",
+            base_url,
+            helpscout.API_HOSTS,
+            {"Authorization": f"Bearer {api_key}"},
+            session,
+            timeout,
+            unauthorized="the workspace's Help Scout token is not valid or has expired (they last two days); "
+            "set a fresh one",
+            forbidden=PERMISSION_HINT,
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        """A call that must succeed; a next page's full URL is named as the list it pages."""
         shown = path if not path.startswith("http") else "/v2/webhooks"
-        try:
-            response = outbound.request(
-                self.session,
-                method,
-                url,
-                helpscout.API_HOSTS,
-                headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
-                timeout=self.timeout,
-                **kwargs,
-            )
-        except outbound.OutboundRefused as error:
-            raise ConnectError(f"Not calling Help Scout's API: {error}") from None
-        except requests.RequestException as error:
-            raise ConnectError(
-                f"Help Scout did not answer {method} {shown} ({type(error).__name__}); check the API URL "
-                f"{self.base_url} and try again"
-            ) from None
-        if response.status_code == 401:
-            raise ConnectError(
-                "Help Scout answered 401: the workspace's Help Scout token is not valid or has expired "
-                "(they last two days); set a fresh one"
-            )
-        if response.status_code == 403:
-            raise ConnectError(f"Help Scout answered 403 to {method} {shown}: {PERMISSION_HINT}")
+        response = self.api.call(method, path, "manage webhooks", shown=shown, **kwargs)
         if not response.ok:
             raise ConnectError(
                 f"Help Scout answered {response.status_code} to {method} {shown}: {_error_text(response)}"

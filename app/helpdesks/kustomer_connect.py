@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from app.helpdesks import kustomer, outbound
-from app.helpdesks.connect import ConnectError, store_token
+from app.helpdesks.connect import ConnectError, VendorApi, store_token
 from app.helpdesks.kustomer import HELPDESK
 
 EVENTS: tuple[str, ...] = HELPDESK.guide.events
@@ -69,38 +69,17 @@ class KustomerWebhooks:
     """The four outbound-webhook calls of Kustomer's API, each raising ConnectError with a fix."""
 
     def __init__(self, base_url: str, api_key: str, session: requests.Session, timeout: float = 10.0):
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.session = session
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, roles: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
-        try:
-            response = outbound.request(
-                self.session,
-                method,
-                url,
-                kustomer.API_HOSTS,
-                headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
-                timeout=self.timeout,
-                **kwargs,
-            )
-        except outbound.OutboundRefused as error:
-            raise ConnectError(f"Not calling Kustomer's API: {error}") from None
-        except requests.RequestException as error:
-            raise ConnectError(
-                f"Kustomer did not answer {method} {path} ({type(error).__name__}); check the API URL "
-                f"{self.base_url} and try again"
-            ) from None
-        if response.status_code == 401:
-            raise ConnectError("Kustomer answered 401: the workspace's Kustomer API key is not valid")
-        if response.status_code == 403:
-            raise ConnectError(
-                f"Kustomer answered 403 to {method} {path}: give the workspace's API key the {roles} "
-                "role (Kustomer: Settings → Security → API Keys; roles can't be edited, so make a new key)"
-            )
-        return response
+        self.api = VendorApi(
+            "Kustomer",
+            base_url,
+            kustomer.API_HOSTS,
+            {"Authorization": f"Bearer {api_key}"},
+            session,
+            timeout,
+            unauthorized="the workspace's Kustomer API key is not valid",
+            forbidden="give the workspace's API key the {needs} role "
+            "(Kustomer: Settings → Security → API Keys; roles can't be edited, so make a new key)",
+        )
 
     @staticmethod
     def _json(response: requests.Response, what: str) -> Any:
@@ -119,7 +98,7 @@ class KustomerWebhooks:
             if not path:
                 break
             document = self._json(
-                self._call("GET", path, f"{READ_ROLE} (or {ANY_ROLE})"), "GET /v1/outbound-webhooks"
+                self.api.call("GET", path, f"{READ_ROLE} (or {ANY_ROLE})"), "GET /v1/outbound-webhooks"
             )
             items = document.get("data") if isinstance(document, dict) else document
             if not isinstance(items, list):
@@ -131,19 +110,19 @@ class KustomerWebhooks:
 
     def get(self, webhook_id: str) -> OutboundWebhook:
         what = f"GET /v1/outbound-webhooks/{outbound.segment(webhook_id)}"
-        document = self._json(self._call("GET", what.split(" ")[1], f"{READ_ROLE} (or {ANY_ROLE})"), what)
+        document = self._json(self.api.call("GET", what.split(" ")[1], f"{READ_ROLE} (or {ANY_ROLE})"), what)
         return _resource(document.get("data", document) if isinstance(document, dict) else document)
 
     def create(self, url: str, events: Sequence[str], name: str = WEBHOOK_NAME) -> OutboundWebhook:
         """`POST /v1/outbound-webhooks` with exactly the documented body: name, url and events."""
         body = {"name": name, "url": url, "events": list(events)}
-        response = self._call("POST", "/v1/outbound-webhooks", f"{CREATE_ROLE} (or {ANY_ROLE})", json=body)
+        response = self.api.call("POST", "/v1/outbound-webhooks", f"{CREATE_ROLE} (or {ANY_ROLE})", json=body)
         document = self._json(response, "POST /v1/outbound-webhooks")
         return _resource(document.get("data", document) if isinstance(document, dict) else document)
 
     def delete(self, webhook_id: str) -> None:
         path = f"/v1/outbound-webhooks/{outbound.segment(webhook_id)}"
-        response = self._call("DELETE", path, f"{DELETE_ROLE} (or {ANY_ROLE})")
+        response = self.api.call("DELETE", path, f"{DELETE_ROLE} (or {ANY_ROLE})")
         if response.status_code != 404 and not response.ok:
             raise ConnectError(f"Kustomer answered {response.status_code} to DELETE {path}")
 

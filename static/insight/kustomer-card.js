@@ -1,14 +1,11 @@
 // The Klaviyo card inside Kustomer's insights panel. Kustomer's Cards SDK says which customer the
-// agent has open (on load and whenever it changes); we fetch that customer's card from our server
-// with the ticket the page carries and show it. Every Kustomer fact here comes from
+// agent has open (on load and whenever it changes); sidebar-card.js fetches that customer's card from
+// our server with the ticket the page carries and shows it. Every Kustomer fact here comes from
 // https://developer.kustomer.com/docs/apps/cards-sdk and the pages docs/vendors/kustomer-card.md cites.
 (function () {
   "use strict";
 
-  var root = document.getElementById("klaviyo-card");
-  var cardUrl = root.dataset.cardUrl;
-  var ticket = root.dataset.ticket;
-  var latest = 0;
+  var card = window.KlaviyoSidebarCard;
 
   function resize() {
     // "Kustomer.resize()" with no argument, as Kustomer's card demo calls it after drawing
@@ -16,17 +13,6 @@
     if (window.Kustomer && typeof window.Kustomer.resize === "function") {
       window.Kustomer.resize();
     }
-  }
-
-  function say(heading, text) {
-    var title = document.createElement("h1");
-    var line = document.createElement("p");
-    title.textContent = heading;
-    line.className = "muted";
-    line.textContent = text;
-    root.replaceChildren(title, line);
-    root.removeAttribute("aria-busy");
-    resize();
   }
 
   function first(items, field) {
@@ -65,60 +51,21 @@
     return query.toString() ? query : null;
   }
 
-  function refusal(body) {
-    try {
-      return JSON.parse(body).error || {};
-    } catch (error) {
-      return {};
-    }
-  }
-
   function show(context) {
     var query = lookup(context);
-    latest += 1;
-    var mine = latest;
     if (!query) {
-      say("Klaviyo", "Kustomer has not named a customer with an email or phone here, so there is no Klaviyo profile to show.");
+      card.say("Klaviyo", "Kustomer has not named a customer with an email or phone here, so there is no Klaviyo profile to show.");
       return;
     }
-    root.setAttribute("aria-busy", "true");
-    fetch(cardUrl + "?" + query.toString(), {
-      headers: { Authorization: "Bearer " + ticket },
-      credentials: "omit",
-      cache: "no-store",
-    })
-      .then(function (response) {
-        return response.text().then(function (body) {
-          return { ok: response.ok, body: body };
-        });
-      })
-      .then(function (answer) {
-        if (mine !== latest) {
-          return; // the agent moved on: the newer context's answer owns the card
-        }
-        if (answer.ok) {
-          root.innerHTML = answer.body; // our own server's escaped template, from our own origin
-          root.removeAttribute("aria-busy");
-          resize();
-          return;
-        }
-        var error = refusal(answer.body);
-        if (error.code === "expired") {
-          // a reloaded page carries a fresh ticket, and its URL still has Kustomer's parentUrl and id
-          window.location.reload();
-          return;
-        }
-        say("Klaviyo card unavailable", error.message || "The card could not be loaded.");
-      })
-      .catch(function () {
-        if (mine === latest) {
-          say("Klaviyo card unavailable", "The card could not be reached; it tries again when you open another customer.");
-        }
-      });
+    card.show(query, function () {
+      // a reloaded page carries a fresh ticket, and its URL still has Kustomer's parentUrl and id
+      window.location.reload();
+    });
   }
 
+  card.onDrawn(resize);
   if (window.parent === window || !window.Kustomer) {
-    say("Klaviyo", "This card shows inside Kustomer: open a customer there to see their Klaviyo profile.");
+    card.say("Klaviyo", "This card shows inside Kustomer: open a customer there to see their Klaviyo profile.");
     return;
   }
   // "Call Kustomer.initialize once on load. A card or widget that never initializes isn't shown."

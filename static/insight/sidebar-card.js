@@ -1,6 +1,6 @@
 // The Klaviyo card in a helpdesk's sidebar, whichever helpdesk: the helpdesk's own script (zendesk-card.js,
-// front-card.js) says which customer is open; this fetches that customer's card from our server with the
-// ticket the page carries and shows it. Nothing here knows a helpdesk.
+// front-card.js, kustomer-card.js) says which customer is open; this fetches that customer's card from our
+// server with the ticket the page carries and shows it. Nothing here knows a helpdesk.
 (function () {
   "use strict";
 
@@ -9,6 +9,12 @@
   var ticket = root.dataset.ticket;
   var latest = 0;
   var drawn = function () {};
+
+  // the host's word on what to show; it also supersedes any card answer still on its way
+  function tell(heading, text) {
+    latest += 1;
+    say(heading, text);
+  }
 
   function say(heading, text) {
     var title = document.createElement("h1");
@@ -71,7 +77,7 @@
 
   window.KlaviyoSidebarCard = {
     show: show,
-    say: say,
+    say: tell,
     // called after each drawing, e.g. to tell the host the card's new height
     onDrawn: function (callback) {
       drawn = callback;
