@@ -12,11 +12,11 @@ from redis import Redis
 from sqlalchemy import select
 
 from app import MIGRATIONS
+from app.card import cache
 from app.extensions import db
 from app.facts import Kind
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, Workspace
-from app.card import cache
 from app.push import delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
 from tests.conftest import SANDBOX_KEY
