@@ -28,7 +28,7 @@ bp = Blueprint(
     "insight",
     __name__,
     url_prefix="/insight",
-    static_folder="../../static/insight",  # the Kustomer card's script, served at /insight/static/...
+    static_folder="../../static/insight",  # the cards' scripts, served at /insight/static/...
     static_url_path="/static",
 )
 IDENTIFIERS = ("email", "phone", "customer_id")
