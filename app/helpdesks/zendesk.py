@@ -2,9 +2,9 @@
 
 Event webhooks (`type` `zen:event-type:ticket.created` / `ticket.status_changed`, ticket in `detail`)
 name the requester only by id, looked up with `GET /api/v2/users/{id}.json`; `user.active_changed` to
-false is an end user's deletion (the user in `detail`). Trigger webhooks carry
-the body the admin pastes (`TRIGGER_TEMPLATE`), requester included. CSAT: `good`/`bad` (legacy
-satisfaction) or 1-5, kept raw; good is 5, bad is 1.
+false is an end user's deletion (the user in `detail`). Trigger webhooks carry the body the admin
+pastes (`TRIGGER_TEMPLATE`), requester included. CSAT: `good`/`bad` (legacy satisfaction) or 1-5,
+kept raw; good is 5, bad is 1.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ CLOSED = ("solved", "closed")
 # the API's score is "good" / "bad" and its filters add "good_with_comment" and the like
 # (developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings).
 LEGACY_SCORES = {"good": 5, "bad": 1}
-NOT_RATED = ("offered", "unoffered")
+NOT_RATED = ("offered", "unoffered")  # the API's scores for a survey sent, or not, but unanswered
 # "A user's status changed. Current is "false" if the user has been soft deleted."
 # (developer.zendesk.com/api-reference/event-connectors/events-for-amazon-eventbridge/users; the
 # webhook event type is listed at developer.zendesk.com/api-reference/webhooks/event-types/user-events)
-USER_ACTIVE_CHANGED = "user.active_changed"  # the API's scores for a survey sent, or not, but unanswered
+USER_ACTIVE_CHANGED = "user.active_changed"
 
 TRIGGER_TEMPLATE = """{
   "event": "ticket.solved",
