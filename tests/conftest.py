@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from flask_migrate import upgrade
+from redis import Redis
 
-from app import create_app
+from app import MIGRATIONS, create_app
+from app.extensions import db
+from app.models import User, Workspace, hash_password
 from sandbox import klaviyo as klaviyo_sandbox
 from sandbox.serve import ServerThread
 from tests.contract import KlaviyoContract, spec_path
@@ -20,6 +24,8 @@ pytest_plugins = ["tests.services"]
 
 SANDBOX_KEY = klaviyo_sandbox.DEFAULT_API_KEY
 REVISION = "2026-07-15"
+SECRET_KEY = "app-tests-secret-key-0123456789-abcdefghij"
+WEBHOOK_SECRET = "secret"
 # What every test app runs with unless the test says otherwise: cheap admin password hashes (production
 # keeps scrypt, 0.4 s each) and a backfill that asks about a profile import job every 50 ms, not 2 s.
 TEST_ENV = {"BACKFILL_POLL_SECONDS": "0.05"}
@@ -47,6 +53,52 @@ class AppFactory:
     def process_env(self) -> dict[str, str]:
         """The environment for a process the test starts (a worker, the CLI): the last app's settings."""
         return {**os.environ, **self.env}
+
+
+def migrated(app: Flask) -> Flask:
+    """`app`, its database migrated to the newest schema."""
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+    return app
+
+
+def sandboxed_app(
+    make_app: AppFactory, database_url: str, klaviyo: ServerThread, kustomer: ServerThread, redis_url: str
+) -> Flask:
+    """The app on a migrated database and an emptied Redis, calling the Klaviyo and Kustomer sandboxes;
+    a test delivers by hand (DELIVERY_ENQUEUE off)."""
+    Redis.from_url(redis_url).flushdb()
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "KLAVIYO_API_URL": klaviyo.url,
+        "KUSTOMER_API_URL": kustomer.url,
+        "SECRET_KEY": SECRET_KEY,
+    }
+    return migrated(make_app(env, DELIVERY_ENQUEUE=False))
+
+
+def add_workspace(
+    name: str = "Acme",
+    helpdesk: str = "kustomer",
+    settings: dict[str, Any] | None = None,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    helpdesk_key: str | None = None,
+) -> Workspace:
+    """A workspace sending to the Klaviyo sandbox, added to the session with its id (the caller commits)."""
+    workspace = Workspace(name=name, helpdesk=helpdesk, settings=settings or {})
+    workspace.klaviyo_key = SANDBOX_KEY
+    workspace.helpdesk_key = helpdesk_key
+    workspace.webhook_secret = secret
+    db.session.add(workspace)
+    db.session.flush()
+    return workspace
+
+
+def add_operator(email: str, password: str) -> None:
+    """An operator account, added to the session (the caller commits)."""
+    db.session.add(User(email=email, password_hash=hash_password(password), is_operator=True))
 
 
 @pytest.fixture

@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from flask_migrate import upgrade
-from redis import Redis
 
-from app import MIGRATIONS
 from app.admin.forms import frame_ancestor_problem
 from app.extensions import db
 from app.facts import Kind
 from app.helpdesks import HELPDESKS
-from app.models import Delivery, DeliveryStatus, User, Workspace, hash_password, new_webhook_secret
+from app.models import Delivery, DeliveryStatus, Workspace, new_webhook_secret
 from app.push import delivery, outcomes
 from sandbox import kustomer as kustomer_sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, add_operator, add_workspace, sandboxed_app
 
 ADMIN, PASSWORD = "ops@example.com", "correct horse battery staple"
 HELPDESK_KEY = "kustomer-live-key-7c1f0b2e9d"
@@ -29,28 +26,15 @@ HELPDESK_KEY = "kustomer-live-key-7c1f0b2e9d"
 
 @pytest.fixture
 def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
-    Redis.from_url(redis_url).flushdb()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.sqlite3'}",
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "admin-tests-0123456789-abcdefghij",
-    }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+    app = sandboxed_app(make_app, f"sqlite:///{tmp_path / 'admin.sqlite3'}", klaviyo, kustomer, redis_url)
     requests.post(
         f"{kustomer.url}/sandbox/api-keys",
         json={"key": HELPDESK_KEY, "roles": list(kustomer_sandbox.DEMO_KEY_ROLES)},  # rotation asks Kustomer
         timeout=5,
     ).raise_for_status()
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.helpdesk_key = HELPDESK_KEY
-        workspace.webhook_secret = "acme-webhook-secret-0123456789"
-        db.session.add(workspace)
+        add_operator(ADMIN, PASSWORD)
+        add_workspace(secret="acme-webhook-secret-0123456789", helpdesk_key=HELPDESK_KEY)
         db.session.commit()
     yield app  # no app context held: each request gets its own, with its own `g`, as in production
     with app.app_context():

@@ -5,7 +5,6 @@ The web app is served over real HTTP, a real Celery worker delivers, and both sa
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -17,10 +16,10 @@ from app.extensions import db
 from app.models import User, Workspace, hash_password
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.serve import ServerThread
+from tests.browser import docs_screenshot
 from tests.conftest import SANDBOX_KEY
 from tests.test_end_to_end import send
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 ADMIN, PASSWORD = "ops@example.com", "correct horse battery staple"
 KUSTOMER_KEY = kustomer_sandbox.DEFAULT_API_KEY
 
@@ -90,8 +89,7 @@ def test_an_admin_sets_up_a_workspace_and_fixes_a_failing_delivery(service, klav
         page.get_by_role("button", name="Filter").click()
         row = page.get_by_role("row").filter(has_text="conv-1")
         assert "The kustomer API refused our key while looking up the customer" in row.inner_text()
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-            page.screenshot(path=str(DOCS / "admin-deliveries.png"), full_page=True)
+        docs_screenshot(page, "admin-deliveries.png", full_page=True)
         row.get_by_role("link").first.click()
         assert "Why it failed: The kustomer API refused our key" in page.inner_text("main")
 
@@ -100,8 +98,7 @@ def test_an_admin_sets_up_a_workspace_and_fixes_a_failing_delivery(service, klav
         page.get_by_role("button", name="Save settings").click()
         page.get_by_role("button", name="Test connection").click()
         assert "The key can read Kustomer customers." in page.inner_text("main")
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-            page.screenshot(path=str(DOCS / "admin-settings.png"), full_page=True)
+        docs_screenshot(page, "admin-settings.png", full_page=True)
 
         page.get_by_role("link", name="Delivery log").click()
         page.get_by_role("row").filter(has_text="conv-1").get_by_role("link").first.click()

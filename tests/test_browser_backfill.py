@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,9 @@ import requests
 from sandbox.kustomer import customer_resource
 from sandbox.kustomer_history import history
 from sandbox.serve import ServerThread
+from tests.browser import docs_screenshot
 from tests.test_admin_backfills import admin_and_workspace
-from tests.test_browser_admin import DOCS, signed_in_page
+from tests.test_browser_admin import signed_in_page
 
 
 @pytest.fixture
@@ -52,8 +52,7 @@ def test_a_merchant_uploads_an_export_watches_it_run_and_reads_the_report(
         row = page.get_by_role("row").filter(has_text="Events")
         assert row.inner_text().split() == ["Events", f"{len(events):,}", "0", "0"]
         assert all(event["backfill"] for event in events)
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-            page.screenshot(path=str(DOCS / "admin-backfill.png"), full_page=True)
+        docs_screenshot(page, "admin-backfill.png", full_page=True)
         with page.expect_download() as download:
             page.get_by_role("link", name="Download them all as CSV").click()
         assert Path(download.value.path()).read_text().splitlines()[1].startswith(f"{lines},skipped,line")

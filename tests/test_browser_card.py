@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from sandbox.serve import ServerThread
+from tests.browser import docs_screenshot
 from tests.test_card import app, seed_ada, url  # noqa: F401  (the app fixture)
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.mark.parametrize("width", [320, 1000])
@@ -32,7 +29,5 @@ def test_the_card_reads_well_in_a_sidebar_and_full_width(app, klaviyo, browser, 
         overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the card scrolls sideways by {overflow}px at {width}px"
         page.screenshot(path=str(tmp_path / f"card-{width}.png"), full_page=True)
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / f"card-{width}.png"), full_page=True)
+        docs_screenshot(page, f"card-{width}.png", full_page=True)
         page.close()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from urllib.parse import quote
-
 import pytest
 
 from app.extensions import db
 from app.models import Workspace
 from sandbox.serve import ServerThread
+from tests.browser import docs_screenshot, in_host
 from tests.test_card import app, seed_ada, workspace  # noqa: F401  (the app fixture)
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.fixture
@@ -35,18 +30,8 @@ def frame_height(page) -> int:
 def test_the_card_follows_the_customer_kustomer_shows(app, klaviyo, kustomer_desk, browser):  # noqa: F811
     seed_ada(klaviyo)
     workspace_id, _ = workspace(app)
-    with ServerThread(app) as server:
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        problems: list[str] = []
-        page.on(
-            "console",
-            lambda message: (
-                problems.append(f"{message.text} {message.location}") if message.type == "error" else None
-            ),
-        )
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        card_url = f"{server.url}/insight/{workspace_id}/kustomer"
-        page.goto(f"{kustomer_desk.url}/cards/host?card={quote(card_url, safe='')}")
+    card_url = f"/insight/{workspace_id}/kustomer"
+    with in_host(app, browser, f"{kustomer_desk.url}/cards/host", card_url, "card") as (page, problems):
         card = page.frame_locator("#card-frame")
 
         card.get_by_role("heading", name="Ada Lovelace").wait_for()
@@ -59,9 +44,7 @@ def test_the_card_follows_the_customer_kustomer_shows(app, klaviyo, kustomer_des
         assert page.locator("#frame-height").text_content() == f"{ada_height}px"
         frame = page.frame_locator("#card-frame").locator("html")
         assert abs(frame.evaluate("e => e.getBoundingClientRect().height") - ada_height) <= 1
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-            DOCS.mkdir(exist_ok=True)
-            page.locator(".desk").screenshot(path=str(DOCS / "card-kustomer.png"))
+        docs_screenshot(page.locator(".desk"), "card-kustomer.png")
 
         page.get_by_role("button", name="Grace Hopper").click()
         card.get_by_role("heading", name="No Klaviyo profile yet").wait_for()
@@ -74,7 +57,6 @@ def test_the_card_follows_the_customer_kustomer_shows(app, klaviyo, kustomer_des
         card.get_by_role("heading", name="Ada Lovelace").wait_for()
         page.wait_for_function(f"document.getElementById('frame-height').value === '{ada_height}px'")
         assert problems == [], problems
-        page.close()
 
 
 def test_the_page_opened_outside_kustomer_says_where_it_belongs(app, klaviyo, kustomer_desk, browser):  # noqa: F811

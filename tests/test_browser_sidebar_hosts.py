@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -19,11 +16,9 @@ from app.extensions import db
 from app.models import Customer, Workspace
 from sandbox import sidebar_hosts
 from sandbox.serve import ServerThread
+from tests.browser import SIDEBAR_WIDTH, docs_screenshot, in_host, watched_page
 from tests.conftest import SANDBOX_KEY
 from tests.test_card import app, seed_ada  # noqa: F401  (the app fixture)
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-SIDEBAR_WIDTH = 320
 
 
 @pytest.fixture
@@ -50,36 +45,19 @@ def made(app, helpdesk: str, secret: str = UNSIGNED) -> tuple[str, str]:  # noqa
         return workspace.id, token
 
 
-def watch(page) -> list[str]:
-    """Errors the page logs or throws, so a test can say there were none."""
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(f"{message.text} {message.location}") if message.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    return problems
-
-
 def sidebar_width(page) -> int:
     return page.locator("aside").evaluate("element => element.getBoundingClientRect().width")
 
 
 def screenshot(page, helpdesk: str) -> None:
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        page.locator(".desk").screenshot(path=str(DOCS / f"card-{helpdesk}.png"))
+    docs_screenshot(page.locator(".desk"), f"card-{helpdesk}.png")
 
 
 def test_intercom_shows_the_canvas_for_the_contact_in_view(app, klaviyo, hosts, browser):  # noqa: F811
     seed_ada(klaviyo)
     workspace_id, token = made(app, "intercom", hosts.app.config["INTERCOM_CLIENT_SECRET"])
-    with ServerThread(app) as server:
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        problems = watch(page)
-        initialize = f"{server.url}/insight/{workspace_id}/intercom/initialize"
-        page.goto(f"{hosts.url}/intercom/inbox?app={quote(initialize, safe='')}")
+    initialize = f"/insight/{workspace_id}/intercom/initialize"
+    with in_host(app, browser, f"{hosts.url}/intercom/inbox", initialize) as (page, problems):
         panel = page.locator("#app")
 
         assert page.locator("#status").text_content() == "HTTP 200"
@@ -96,29 +74,22 @@ def test_intercom_shows_the_canvas_for_the_contact_in_view(app, klaviyo, hosts, 
         panel.get_by_text("No Klaviyo profile yet").wait_for()
         assert panel.get_by_text("Ada Lovelace").count() == 0
         assert problems == [], problems
-        page.close()
 
 
 def test_intercom_shows_no_card_when_the_app_secret_is_not_the_workspaces(app, klaviyo, hosts, browser):  # noqa: F811
     seed_ada(klaviyo)
     workspace_id, _ = made(app, "intercom", "another-client-secret")
-    with ServerThread(app) as server:
-        page = browser.new_page()
-        initialize = f"{server.url}/insight/{workspace_id}/intercom/initialize"
-        page.goto(f"{hosts.url}/intercom/inbox?app={quote(initialize, safe='')}")
+    initialize = f"/insight/{workspace_id}/intercom/initialize"
+    with in_host(app, browser, f"{hosts.url}/intercom/inbox", initialize, width=None) as (page, _):
         assert page.locator("#status").text_content() == "HTTP 401"
         assert page.locator("#app").get_by_text("Ada Lovelace").count() == 0
-        page.close()
 
 
 def test_help_scout_shows_the_apps_html_for_the_conversations_customer(app, klaviyo, hosts, browser):  # noqa: F811
     seed_ada(klaviyo)
     workspace_id, token = made(app, "helpscout", hosts.app.config["HELPSCOUT_SECRET_KEY"])
-    with ServerThread(app) as server:
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        problems = watch(page)
-        callback = f"{server.url}/insight/{workspace_id}/helpscout"
-        page.goto(f"{hosts.url}/helpscout/conversation?app={quote(callback, safe='')}")
+    callback = f"/insight/{workspace_id}/helpscout"
+    with in_host(app, browser, f"{hosts.url}/helpscout/conversation", callback) as (page, problems):
         box = page.locator("#app")
 
         assert page.locator("#status").text_content() == "HTTP 200"
@@ -135,18 +106,14 @@ def test_help_scout_shows_the_apps_html_for_the_conversations_customer(app, klav
         box.get_by_role("heading", name="No Klaviyo profile yet").wait_for()
         assert box.get_by_text("grace@example.com").is_visible()
         assert problems == [], problems
-        page.close()
 
 
 def test_help_scout_shows_no_card_when_the_secret_key_is_not_the_workspaces(app, klaviyo, hosts, browser):  # noqa: F811
     workspace_id, _ = made(app, "helpscout", "another-secret-key")
-    with ServerThread(app) as server:
-        page = browser.new_page()
-        callback = f"{server.url}/insight/{workspace_id}/helpscout"
-        page.goto(f"{hosts.url}/helpscout/conversation?app={quote(callback, safe='')}")
+    callback = f"/insight/{workspace_id}/helpscout"
+    with in_host(app, browser, f"{hosts.url}/helpscout/conversation", callback, width=None) as (page, _):
         assert page.locator("#status").text_content() == "HTTP 401"
         assert page.locator("#app").get_by_text("could not be loaded").is_visible()
-        page.close()
 
 
 def install_freshdesk_app(app, hosts, workspace_id: str, host: str, token: str, tmp_path) -> int:  # noqa: F811
@@ -171,8 +138,7 @@ def test_the_freshdesk_app_shows_the_tickets_contact(app, klaviyo, hosts, browse
     with ServerThread(app) as server:
         host = server.url.removeprefix("http://")
         app_id = install_freshdesk_app(app, hosts, workspace_id, host, token, tmp_path)
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        problems = watch(page)
+        page, problems = watched_page(browser)
         page.goto(f"{hosts.url}/freshdesk/ticket?app={app_id}")
         card = page.frame_locator("#app-frame")
 
@@ -250,8 +216,7 @@ def test_gorgias_shows_the_widget_for_the_tickets_customer(app, klaviyo, hosts, 
     with ServerThread(app) as server:
         template = f"{server.url}/insight/{workspace_id}/gorgias.json?email={{{{ticket.customer.email}}}}"
         integration_id = add_gorgias_integration(hosts, template, token)
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        problems = watch(page)
+        page, problems = watched_page(browser)
         page.goto(f"{hosts.url}/gorgias/ticket?integration={integration_id}")
         widget = page.locator("#widget")
 

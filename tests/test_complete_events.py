@@ -25,7 +25,7 @@ from app.models import Delivery, DeliveryStatus, Workspace, new_webhook_secret, 
 from app.push import delivery
 from sandbox import helpdesks as helpdesk_sandbox
 from sandbox.serve import ServerThread
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, add_operator
 from tests.services import wait_until
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -270,18 +270,8 @@ def test_help_scout_connect_with_a_token_that_may_not_manage_webhooks_says_so(se
 
 def signed_in_operator(app):
     """A browser signed in as an operator, as the admin page's buttons are used."""
-    from werkzeug.security import generate_password_hash
-
-    from app.models import User
-
     with app.app_context():
-        db.session.add(
-            User(
-                email="admin@example.com",
-                password_hash=generate_password_hash("a-long-password"),
-                is_operator=True,
-            )
-        )
+        add_operator("admin@example.com", "a-long-password")
         db.session.commit()
     client = app.test_client()
     client.post(

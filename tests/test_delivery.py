@@ -6,37 +6,23 @@ from pathlib import Path
 
 import pytest
 import requests
-from flask_migrate import upgrade
 from redis import Redis
 
-from app import MIGRATIONS
 from app.extensions import db
 from app.helpdesks.kustomer import parse
 from app.klaviyo import ratelimit
 from app.models import Customer, Delivery, DeliveryStatus, Workspace, utcnow
 from app.push import customers, delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, add_workspace, sandboxed_app
 
 
 @pytest.fixture
 def app(tmp_path: Path, make_app, klaviyo, kustomer, redis_url):
-    Redis.from_url(redis_url).flushdb()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'delivery.sqlite3'}",
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "delivery-tests-0123456789-abcdefghij",
-    }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+    database_url = f"sqlite:///{tmp_path / 'delivery.sqlite3'}"
+    app = sandboxed_app(make_app, database_url, klaviyo, kustomer, redis_url)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.helpdesk_key = kustomer_sandbox.DEFAULT_API_KEY
-        workspace.webhook_secret = "secret"
-        db.session.add(workspace)
+        add_workspace(helpdesk_key=kustomer_sandbox.DEFAULT_API_KEY)
         db.session.commit()
         yield app
         db.session.remove()

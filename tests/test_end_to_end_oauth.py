@@ -9,9 +9,8 @@ import pytest
 import requests
 
 from app.extensions import db
-from app.klaviyo import oauth
-from app.models import User, Workspace, hash_password
-from sandbox.klaviyo import oauth as sandbox_oauth
+from app.models import Workspace
+from tests.conftest import add_operator
 from tests.services import wait_until
 from tests.test_admin import ADMIN, PASSWORD, sign_in
 from tests.test_end_to_end import (
@@ -23,7 +22,7 @@ from tests.test_end_to_end import (
     seed_api_customers,
     send,
 )
-from tests.test_klaviyo_oauth import CALLBACK, PUBLIC_URL, approve, oauth_stats, start
+from tests.test_klaviyo_oauth import approve, klaviyo_app_env, oauth_stats, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,23 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture
 def service_env(klaviyo) -> dict[str, str]:
     """This deployment has a Klaviyo app: the sandbox's, with our callback registered."""
-    requests.post(
-        f"{klaviyo.url}/sandbox/oauth/clients",
-        json={
-            "client_id": sandbox_oauth.DEFAULT_CLIENT_ID,
-            "client_secret": sandbox_oauth.DEFAULT_CLIENT_SECRET,
-            "redirect_uris": [CALLBACK],
-            "scopes": list(oauth.SCOPES),
-        },
-        timeout=5,
-    ).raise_for_status()
-    return {
-        "KLAVIYO_OAUTH_URL": klaviyo.url,
-        "KLAVIYO_OAUTH_AUTHORIZE_URL": f"{klaviyo.url}/oauth/authorize",
-        "KLAVIYO_CLIENT_ID": sandbox_oauth.DEFAULT_CLIENT_ID,
-        "KLAVIYO_CLIENT_SECRET": sandbox_oauth.DEFAULT_CLIENT_SECRET,
-        "PUBLIC_URL": PUBLIC_URL,
-    }
+    return klaviyo_app_env(klaviyo)
 
 
 def connected_workspace(service, klaviyo) -> tuple[str, str]:
@@ -58,7 +41,7 @@ def connected_workspace(service, klaviyo) -> tuple[str, str]:
     assert created.exit_code == 0, created.output
     workspace = json.loads(created.output)
     with service.app.app_context():
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
+        add_operator(ADMIN, PASSWORD)
         db.session.commit()
         assert db.session.get(Workspace, workspace["id"]).klaviyo_key is None
         db.session.remove()

@@ -12,7 +12,7 @@ import pytest
 from app.facts import Kind, PayloadError
 from app.helpdesks.freshdesk import BODY_TEMPLATE, HELPDESK, parse, verify
 from app.signing import SignatureError
-from tests.payloads import render
+from tests.payloads import kinds, render
 
 BODY = b'{"event":"ticket_created"}'
 
@@ -53,14 +53,10 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def kinds(webhook) -> list[Kind]:
-    return [fact.kind for fact in webhook.facts]
-
-
 def test_a_created_ticket_is_a_conversation_fact_and_a_customer_fact():
     webhook = parse(rule_body())
+    assert kinds(webhook) == [Kind.CONVERSATION_CREATED, Kind.CUSTOMER_UPSERTED]
     created, upserted = webhook.facts
-    assert (created.kind, upserted.kind) == (Kind.CONVERSATION_CREATED, Kind.CUSTOMER_UPSERTED)
     assert (created.conversation_id, created.customer_id, created.subject, created.channel) == (
         "1042",
         "77000123456",

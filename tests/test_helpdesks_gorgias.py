@@ -11,7 +11,7 @@ import pytest
 from app.facts import Kind, PayloadError
 from app.helpdesks.gorgias import BODY_TEMPLATE, HELPDESK, parse, verify
 from app.signing import SignatureError
-from tests.payloads import render
+from tests.payloads import kinds, render
 
 BODY = b'{"trigger":"ticket-created"}'
 
@@ -45,14 +45,10 @@ def rated(score, comment: str = "", at: str = "2026-11-21T09:00:00+00:00") -> di
     return closed("2026-11-20T12:00:00+00:00", satisfaction_survey=survey)
 
 
-def kinds(webhook) -> list[Kind]:
-    return [fact.kind for fact in webhook.facts]
-
-
 def test_a_created_ticket_is_a_conversation_fact_and_a_customer_fact():
     webhook = parse(ticket_body("ticket-created"))
+    assert kinds(webhook) == [Kind.CONVERSATION_CREATED, Kind.CUSTOMER_UPSERTED]
     created, upserted = webhook.facts
-    assert (created.kind, upserted.kind) == (Kind.CONVERSATION_CREATED, Kind.CUSTOMER_UPSERTED)
     assert (created.conversation_id, created.customer_id, created.subject, created.channel) == (
         "48213907",
         "1509321",

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import requests
 
 from app.facts import Kind, PayloadError
 from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable, outbound
 from app.helpdesks.helpscout import HELPDESK, check_key, fetch_customer, parse, verify
 from app.signing import SignatureError
-from sandbox.helpdesks import HELPSCOUT_KEY, create_app
+from sandbox.helpdesks import HELPSCOUT_KEY
 from sandbox.serve import ServerThread
+from tests.payloads import helpdesk_api
 
 SECRET = "hs-webhook-secret-1"
 
@@ -422,14 +422,8 @@ def test_either_secret_verifies_during_a_rotation(secret):
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ServerThread]:
-    with ServerThread(create_app()) as server:
-        requests.post(
-            f"{server.url}/sandbox/helpscout/customers",
-            json=[
-                {"id": "401", "name": "Grace Hopper", "email": "grace@example.com", "phone": "+14155550199"}
-            ],
-            timeout=5,
-        ).raise_for_status()
+    grace = {"id": "401", "name": "Grace Hopper", "email": "grace@example.com", "phone": "+14155550199"}
+    with helpdesk_api("helpscout", [grace]) as server:
         yield server
 
 

@@ -16,8 +16,9 @@ from app.facts import Kind, PayloadError
 from app.helpdesks import HelpdeskAuthError, HelpdeskUnavailable, outbound
 from app.helpdesks.intercom import HELPDESK, check_key, fetch_customer, parse, verify
 from app.signing import SignatureError
-from sandbox.helpdesks import INTERCOM_KEY, create_app
+from sandbox.helpdesks import INTERCOM_KEY
 from sandbox.serve import ServerThread
+from tests.payloads import helpdesk_api
 
 SECRET = "intercom-client-secret-1"
 CONTACT_ID = "6762f0d51bb69f9f2193bb7f"
@@ -460,21 +461,15 @@ def test_either_secret_verifies_during_a_rotation(secret):
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ServerThread]:
-    with ServerThread(create_app()) as server:
-        requests.post(
-            f"{server.url}/sandbox/intercom/customers",
-            json=[
-                {
-                    "id": CONTACT_ID,
-                    "name": "Grace Hopper",
-                    "email": "grace@example.com",
-                    "phone": "+14155550199",
-                    "external_id": "shop-7",
-                    "attributes": {"tier": "silver"},
-                }
-            ],
-            timeout=5,
-        ).raise_for_status()
+    grace = {
+        "id": CONTACT_ID,
+        "name": "Grace Hopper",
+        "email": "grace@example.com",
+        "phone": "+14155550199",
+        "external_id": "shop-7",
+        "attributes": {"tier": "silver"},
+    }
+    with helpdesk_api("intercom", [grace]) as server:
         yield server
 
 

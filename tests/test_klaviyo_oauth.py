@@ -10,56 +10,75 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from flask_migrate import upgrade
+from flask import Flask
 from redis import Redis
 
-from app import MIGRATIONS
 from app.admin import klaviyo_oauth
 from app.extensions import db
 from app.klaviyo import oauth, ratelimit, send
 from app.klaviyo.credentials import GrantToken, klaviyo_client_for
-from app.models import DeliveryStatus, KlaviyoGrant, User, Workspace, hash_password
+from app.models import DeliveryStatus, KlaviyoGrant, Workspace
 from sandbox.klaviyo import oauth as sandbox_oauth
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, SECRET_KEY, add_operator, add_workspace, migrated
 from tests.test_admin import ADMIN, PASSWORD, post, settings_form, sign_in, text_of, token
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 CALLBACK = f"{PUBLIC_URL}/admin/klaviyo/oauth/callback"
+ACME_SECRET = "acme-webhook-secret-0123456789"
 
 
-@pytest.fixture
-def app(tmp_path: Path, make_app, klaviyo, redis_url):
-    Redis.from_url(redis_url).flushdb()
+def klaviyo_app_env(klaviyo, public_url: str = PUBLIC_URL) -> dict[str, str]:
+    """Registers the sandbox's Klaviyo app with our callback at `public_url`; the settings that use it."""
     requests.post(
         f"{klaviyo.url}/sandbox/oauth/clients",
         json={
             "client_id": sandbox_oauth.DEFAULT_CLIENT_ID,
             "client_secret": sandbox_oauth.DEFAULT_CLIENT_SECRET,
-            "redirect_uris": [CALLBACK],
+            "redirect_uris": [f"{public_url}/admin/klaviyo/oauth/callback"],
             "scopes": list(oauth.SCOPES),
         },
         timeout=5,
     ).raise_for_status()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'oauth.sqlite3'}",
-        "KLAVIYO_API_URL": klaviyo.url,
+    return {
         "KLAVIYO_OAUTH_URL": klaviyo.url,
         "KLAVIYO_OAUTH_AUTHORIZE_URL": f"{klaviyo.url}/oauth/authorize",
         "KLAVIYO_CLIENT_ID": sandbox_oauth.DEFAULT_CLIENT_ID,
         "KLAVIYO_CLIENT_SECRET": sandbox_oauth.DEFAULT_CLIENT_SECRET,
-        "PUBLIC_URL": PUBLIC_URL,
-        "SECRET_KEY": "oauth-tests-0123456789-abcdefghij",
+        "PUBLIC_URL": public_url,
     }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+
+
+def oauth_app(make_app, klaviyo, redis_url: str, database_url: str, public_url: str = PUBLIC_URL) -> Flask:
+    """The app with Klaviyo OAuth set up, an emptied Redis and a migrated database holding ADMIN and Acme."""
+    Redis.from_url(redis_url).flushdb()
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "KLAVIYO_API_URL": klaviyo.url,
+        "SECRET_KEY": SECRET_KEY,
+        **klaviyo_app_env(klaviyo, public_url),
+    }
+    app = migrated(make_app(env, DELIVERY_ENQUEUE=False))
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.webhook_secret = "acme-webhook-secret-0123456789"
-        db.session.add(workspace)
+        add_operator(ADMIN, PASSWORD)
+        add_workspace(secret=ACME_SECRET)
         db.session.commit()
+    return app
+
+
+def plain_app(make_app, tmp_path: Path) -> Flask:
+    """The app without Klaviyo OAuth, on a migrated database holding ADMIN."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}", "SECRET_KEY": SECRET_KEY}
+    app = migrated(make_app(env))
+    with app.app_context():
+        add_operator(ADMIN, PASSWORD)
+        db.session.commit()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, make_app, klaviyo, redis_url):
+    app = oauth_app(make_app, klaviyo, redis_url, f"sqlite:///{tmp_path / 'oauth.sqlite3'}")
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -274,21 +293,10 @@ def approve_elsewhere(klaviyo, query: dict[str, str]) -> dict[str, str]:
 
 
 def test_without_a_client_id_there_is_no_connect_button(make_app, tmp_path):
-    app = make_app(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}",
-            "SECRET_KEY": "plain-tests-0123456789-abcdefghijklmn",
-        }
-    )
+    app = plain_app(make_app, tmp_path)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.webhook_secret = "acme-webhook-secret-0123456789"
-        db.session.add(workspace)
+        wid = add_workspace(secret=ACME_SECRET).id
         db.session.commit()
-        wid = workspace.id
     client = app.test_client()
     sign_in(client)
     assert "Connect Klaviyo" not in client.get(f"/admin/workspaces/{wid}").get_data(as_text=True)
@@ -358,12 +366,7 @@ def test_workspace_create_needs_no_key_where_klaviyo_oauth_is_set_up(app, make_a
     with app.app_context():
         beta = db.session.get(Workspace, json.loads(created.output)["id"])
         assert beta.klaviyo_key is None
-    plain = make_app(
-        {
-            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "SECRET_KEY": "oauth-tests-0123456789-abcdefghij",
-        }
-    )
+    plain = make_app({"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": SECRET_KEY})
     refused = plain.test_cli_runner().invoke(args=["workspace", "create", "--name", "Gamma"])
     assert refused.exit_code != 0
     assert "give --klaviyo-key" in refused.output
@@ -383,17 +386,7 @@ def test_the_new_workspace_form_takes_no_key_and_asks_to_connect_klaviyo(admin, 
 
 
 def test_without_klaviyo_oauth_a_new_workspace_still_needs_its_key(make_app, tmp_path):
-    app = make_app(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'plain.sqlite3'}",
-            "SECRET_KEY": "plain-tests-0123456789-abcdefghijklmn",
-        }
-    )
-    with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        db.session.add(User(email=ADMIN, password_hash=hash_password(PASSWORD), is_operator=True))
-        db.session.commit()
-    admin = app.test_client()
+    admin = plain_app(make_app, tmp_path).test_client()
     sign_in(admin)
     page = "/admin/workspaces/new"
     answer = post(admin, page, settings_form(name="Beta"), page=page)

@@ -8,30 +8,30 @@ from pathlib import Path
 
 import pytest
 import requests
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from app import MIGRATIONS, create_app
 from app.extensions import db
 from app.helpdesks.kustomer import HELPDESK
 from app.models import Delivery, DeliveryStatus, Workspace
 from sandbox import kustomer as kustomer_sandbox
 from sandbox.serve import ServerThread
+from tests.conftest import migrated
 from tests.services import free_port, wait_until
+from tests.test_complete_events import signed_in_operator
 
 KUSTOMER_KEY = "kustomer_sandbox_demo_key"
 KLAVIYO_KEY = "pk_sandbox_demo_key"
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kustomer, nowhere):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'connect.sqlite3'}")
-    monkeypatch.setenv("PUBLIC_URL", "https://hooks.example.com")
-    monkeypatch.setenv("KUSTOMER_API_URL", kustomer.url)
-    monkeypatch.setenv("HELPDESK_ALLOWED_URLS", f"{kustomer.url} {nowhere}")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": tmp_path})
-    with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
+def app(tmp_path: Path, make_app, kustomer, nowhere):
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'connect.sqlite3'}",
+        "PUBLIC_URL": "https://hooks.example.com",
+        "KUSTOMER_API_URL": kustomer.url,
+        "HELPDESK_ALLOWED_URLS": f"{kustomer.url} {nowhere}",
+    }
+    app = migrated(make_app(env))
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -123,7 +123,7 @@ def nowhere() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def test_an_unreachable_kustomer_is_a_message_not_a_traceback(app, monkeypatch, nowhere):
+def test_an_unreachable_kustomer_is_a_message_not_a_traceback(app, nowhere):
     workspace_id = new_workspace(app)
     with app.app_context():
         workspace = db.session.get(Workspace, workspace_id)
@@ -265,27 +265,8 @@ def test_a_connected_workspace_receives_kustomer_signed_events_and_klaviyo_gets_
 
 
 def test_the_connect_kustomer_button_connects_the_workspace(app, kustomer):
-    from werkzeug.security import generate_password_hash
-
-    from app.models import User
-
     workspace_id = new_workspace(app)
-    with app.app_context():
-        db.session.add(
-            User(
-                email="admin@example.com",
-                password_hash=generate_password_hash("a-long-password"),
-                is_operator=True,
-            )
-        )
-        db.session.commit()
-    client = app.test_client()
-    page = client.get("/admin/login").get_data(as_text=True)
-    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    client.post(
-        "/admin/login",
-        data={"email": "admin@example.com", "password": "a-long-password", "csrf_token": token},
-    )
+    client = signed_in_operator(app)
     page = client.get(f"/admin/workspaces/{workspace_id}").get_data(as_text=True)
     assert "Connect Kustomer" in page
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]

@@ -7,11 +7,9 @@ import time
 
 import pytest
 import requests
-from flask_migrate import upgrade
 from redis import Redis
 from sqlalchemy import select
 
-from app import MIGRATIONS
 from app.card import cache
 from app.extensions import db
 from app.facts import Kind
@@ -19,7 +17,7 @@ from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, Workspace
 from app.push import delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import add_workspace, sandboxed_app
 
 RULES = [
     {"action": "unsubscribe", "channel": "email", "at_attribute": "marketingOptOutAt"},
@@ -36,26 +34,12 @@ ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com"}
 
 @pytest.fixture
 def app(make_app, database_url, klaviyo, kustomer, redis_url):
-    Redis.from_url(redis_url).flushdb()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "consent-tests-0123456789-abcdefghijklmnop",
-    }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+    app = sandboxed_app(make_app, database_url, klaviyo, kustomer, redis_url)
     seeded = requests.post(f"{klaviyo.url}/sandbox/seed", json={"lists": [{"name": "Newsletter"}]}, timeout=5)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        workspace = Workspace(
-            name="Acme",
-            helpdesk="kustomer",
-            settings={"consent_rules": RULES, "consent_list_id": seeded.json()["lists"]["Newsletter"]},
+        add_workspace(
+            settings={"consent_rules": RULES, "consent_list_id": seeded.json()["lists"]["Newsletter"]}
         )
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.webhook_secret = "secret"
-        db.session.add(workspace)
         db.session.commit()
         yield app
         db.session.remove()

@@ -8,11 +8,9 @@ import re
 import pytest
 import requests
 from flask import Flask
-from flask_migrate import upgrade
 from redis import Redis
 from sqlalchemy import select
 
-from app import MIGRATIONS
 from app.card import cache
 from app.extensions import db
 from app.helpdesks.kustomer import parse
@@ -30,7 +28,7 @@ from app.models import (
 )
 from app.push import delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import add_workspace, sandboxed_app
 
 ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550132"}
 PASSWORD = "correct horse battery staple"
@@ -38,22 +36,9 @@ PASSWORD = "correct horse battery staple"
 
 def build(make_app, database_url, klaviyo, kustomer, redis_url) -> Flask:
     """The app on a migrated database with one Kustomer workspace on the Klaviyo sandbox."""
-    Redis.from_url(redis_url).flushdb()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "erasure-tests-0123456789-abcdefghijklmnop",
-    }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+    app = sandboxed_app(make_app, database_url, klaviyo, kustomer, redis_url)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.helpdesk_key = kustomer_sandbox.DEFAULT_API_KEY
-        workspace.webhook_secret = "secret"
-        db.session.add(workspace)
+        add_workspace(helpdesk_key=kustomer_sandbox.DEFAULT_API_KEY)
         db.session.commit()
     return app
 

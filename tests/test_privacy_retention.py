@@ -6,39 +6,24 @@ import json
 from datetime import timedelta
 
 import pytest
-from flask_migrate import upgrade
-from redis import Redis
 from sqlalchemy import select, update
 
-from app import MIGRATIONS
 from app.extensions import db
 from app.helpdesks.kustomer import parse
 from app.models import Delivery, DeliveryStatus, Receipt, Workspace, utcnow
 from app.privacy import retention
 from app.push import delivery, outbox
 from sandbox import kustomer as kustomer_sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import add_workspace, sandboxed_app
 
 ADA = {"id": "cust-ada", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550132"}
 
 
 @pytest.fixture
 def app(make_app, database_url, klaviyo, kustomer, redis_url):
-    Redis.from_url(redis_url).flushdb()
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "KLAVIYO_API_URL": klaviyo.url,
-        "KUSTOMER_API_URL": kustomer.url,
-        "SECRET_KEY": "retention-tests-0123456789-abcdefghijklmnop",
-    }
-    app = make_app(env, DELIVERY_ENQUEUE=False)
+    app = sandboxed_app(make_app, database_url, klaviyo, kustomer, redis_url)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
-        workspace = Workspace(name="Acme", helpdesk="kustomer", settings={"personal_data_days": 30})
-        workspace.klaviyo_key = SANDBOX_KEY
-        workspace.webhook_secret = "secret"
-        db.session.add(workspace)
+        add_workspace(settings={"personal_data_days": 30})
         db.session.commit()
         yield app
         db.session.remove()
