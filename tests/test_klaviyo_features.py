@@ -82,3 +82,15 @@ def test_features_switch_on_with_their_use(app):
     assert features.switched_on(workspace) == ["consent", "erasure"]
     workspace.settings = {**workspace.settings, "flow_presets": ["check-in"]}
     assert features.switched_on(workspace) == ["consent", "erasure", "flows"]
+
+
+@pytest.mark.parametrize("signal", [{"erase_tag": "forget-me"}, {"erase_on_helpdesk_delete": True}])
+def test_erasure_switches_on_with_a_signal_that_may_ask_for_it(app, signal):
+    workspace = Workspace(name="Acme", helpdesk="zendesk", settings={})
+    workspace.klaviyo_key = SANDBOX_KEY
+    workspace.webhook_secret = "secret"
+    db.session.add(workspace)
+    db.session.commit()
+    assert features.switched_on(workspace) == []
+    workspace.settings = signal
+    assert features.switched_on(workspace) == ["erasure"]

@@ -10,12 +10,14 @@ from app.models import Erasure, Workspace
 
 def switched_on(workspace: Workspace) -> list[str]:
     """The workspace's features among app.klaviyo.probe.FEATURE_PROBES: consent once it has consent
-    rules, erasure once it has erased someone, flows once a preset was installed."""
+    rules, erasure once a helpdesk signal may ask for one (an erasure tag, erasing on the helpdesk's
+    deletions) or it has erased someone, flows once a preset was installed."""
     features = []
     if workspace.setting("consent_rules"):
         features.append("consent")
-    erased = db.session.scalar(select(Erasure.id).where(Erasure.workspace_id == workspace.id).limit(1))
-    if erased is not None:
+    if workspace.setting("erase_tag") or workspace.setting("erase_on_helpdesk_delete") is True:
+        features.append("erasure")  # before the first signal comes, so a missing scope shows now
+    elif db.session.scalar(select(Erasure.id).where(Erasure.workspace_id == workspace.id).limit(1)):
         features.append("erasure")
     if workspace.setting("flow_presets"):
         features.append("flows")
