@@ -7,7 +7,6 @@ that restarting it hurts nobody else.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,7 +129,8 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_four_workers_stay_under_klaviyos_limits_and_close_to_them(service, klaviyo, monkeypatch):
+def test_four_workers_stay_under_klaviyos_limits(service, klaviyo, monkeypatch):
+    # how close to the limits they run is a speed, measured by `make bench` (tests/bench/delivery.py)
     requests.post(f"{klaviyo.url}/sandbox/rate-limits", json={"scale": SCALE}, timeout=5).raise_for_status()
     service.env["KLAVIYO_RATE_FRACTION"] = str(SCALE)
     workspace_id, secret = create_workspace(service)
@@ -143,7 +143,6 @@ def test_four_workers_stay_under_klaviyos_limits_and_close_to_them(service, klav
     for person in people:
         send(service, workspace_id, secret, kustomer_sandbox.customer_changed(person))
     events = 170  # the burst allows 18 a second and the minute 175: about ten seconds of full speed
-    started = time.monotonic()
     for number in range(events):
         webhook = kustomer_sandbox.conversation_created(f"conv-{number}", f"c-{number % 10}", "Hi")
         send(service, workspace_id, secret, webhook)
@@ -153,9 +152,6 @@ def test_four_workers_stay_under_klaviyos_limits_and_close_to_them(service, klav
         return stats if stats["events"] >= events else None
 
     wait_until(accepted, 60, message="every event accepted")
-    elapsed = time.monotonic() - started
-    burst = round(350 * SCALE)
     log = requests.get(f"{klaviyo.url}/sandbox/requests", timeout=5).json()["requests"]
     throttled = [(entry["operation"], round(entry["at"] % 60, 3)) for entry in log if entry["status"] == 429]
     assert throttled == [], "our own traffic was throttled"
-    assert events / elapsed >= 0.8 * burst, f"{events} events took {elapsed:.1f} s: under 80% of {burst}/s"
