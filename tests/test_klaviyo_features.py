@@ -14,8 +14,8 @@ from app.extensions import db
 from app.klaviyo import features
 from app.klaviyo.client import KlaviyoClient
 from app.klaviyo.probe import FEATURE_PROBES, PROBES, check_klaviyo
-from app.models import Erasure, Workspace
-from tests.conftest import SANDBOX_KEY
+from app.models import Erasure
+from tests.conftest import SANDBOX_KEY, add_workspace
 from tests.contract import RecordingSession
 
 BASE_SCOPES = [scope for scope, *_ in PROBES]
@@ -64,10 +64,7 @@ def app(tmp_path: Path, make_app):
 
 
 def test_features_switch_on_with_their_use(app):
-    workspace = Workspace(name="Acme", helpdesk="kustomer", settings={})
-    workspace.klaviyo_key = SANDBOX_KEY
-    workspace.webhook_secret = "secret"
-    db.session.add(workspace)
+    workspace = add_workspace()
     db.session.commit()
     assert features.switched_on(workspace) == []
     workspace.settings = {
@@ -86,10 +83,7 @@ def test_features_switch_on_with_their_use(app):
 
 @pytest.mark.parametrize("signal", [{"erase_tag": "forget-me"}, {"erase_on_helpdesk_delete": True}])
 def test_erasure_switches_on_with_a_signal_that_may_ask_for_it(app, signal):
-    workspace = Workspace(name="Acme", helpdesk="zendesk", settings={})
-    workspace.klaviyo_key = SANDBOX_KEY
-    workspace.webhook_secret = "secret"
-    db.session.add(workspace)
+    workspace = add_workspace(helpdesk="zendesk")
     db.session.commit()
     assert features.switched_on(workspace) == []
     workspace.settings = signal
