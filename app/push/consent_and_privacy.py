@@ -246,7 +246,7 @@ def settle(workspace: Workspace, delivery: Delivery) -> Attempt:
     """Send a privacy or consent row's request and keep it in the log with its identifier hashed."""
     fact = dict(delivery.fact)
     if delivery.kind == Kind.ERASURE_REQUEST.value:
-        return _erase_tagged(workspace, delivery, fact)
+        return _erase_signalled(workspace, delivery, fact)
     if "hash" not in fact and fact.get("resolve_customer"):
         found = _identify(workspace, delivery, fact)
         if isinstance(found, Attempt):
@@ -275,11 +275,11 @@ def settle(workspace: Workspace, delivery: Delivery) -> Attempt:
         fact.pop("sealed")  # settled for good: only the hash stays
         delivery.fact = fact
     if attempt.status == DeliveryStatus.DELIVERED and delivery.kind != Kind.PROFILE_DELETION.value:
-        _card_is_stale(workspace, fact["identifier"], value)
+        _mark_card_stale(workspace, fact["identifier"], value)
     return attempt
 
 
-def _card_is_stale(workspace: Workspace, identifier: str, value: str) -> None:
+def _mark_card_stale(workspace: Workspace, identifier: str, value: str) -> None:
     """The customer's consent changed: their cached card is fetched anew when next viewed. Klaviyo
     applies the change in a job of its own, so fetching it at once could cache the old consent."""
     if not current_app.config.get("REDIS_URL"):
@@ -317,7 +317,7 @@ def _identify(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) ->
     return fact
 
 
-def _erase_tagged(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> Attempt:
+def _erase_signalled(workspace: Workspace, delivery: Delivery, fact: dict[str, Any]) -> Attempt:
     """Erase the customer a tag or the helpdesk's deletion named, through app.privacy, known first
     from the helpdesk if need be."""
     customer_id = fact.get("customer_id")
