@@ -216,8 +216,16 @@ def test_the_connection_goes_to_the_checked_address_not_to_a_second_lookup(monke
 HOSTILE_ID = "../../admin?x=1#y"
 
 
-@pytest.mark.parametrize("name", [name for name, h in HELPDESKS.items() if h.fetch_customer is not None])
-def test_customer_ids_stay_inside_one_path_segment(name, no_sockets):
+LOOKUPS = [
+    (name, lookup)
+    for name, helpdesk in HELPDESKS.items()
+    for lookup in ("fetch_customer", "fetch_conversation", "fetch_rating")
+    if getattr(helpdesk, lookup) is not None
+]
+
+
+@pytest.mark.parametrize(("name", "lookup"), LOOKUPS)
+def test_ids_stay_inside_one_path_segment(name, lookup, no_sockets):
     helpdesk = HELPDESKS[name]
     seen = []
 
@@ -231,7 +239,7 @@ def test_customer_ids_stay_inside_one_path_segment(name, no_sockets):
     recording = Recording()
     recording.mount("https://", outbound.CheckedAdapter(outbound.Policy()))
     base = helpdesk.api_url or "https://" + helpdesk.api_hosts[0].replace("*", "acme")
-    assert helpdesk.fetch_customer(base, "token", HOSTILE_ID, recording, 5) is None
+    assert getattr(helpdesk, lookup)(base, "token", HOSTILE_ID, recording, 5) is None
     (url,) = seen
     parts = urlsplit(url)
     assert (parts.query, parts.fragment) == ("", "")

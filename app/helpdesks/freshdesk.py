@@ -191,16 +191,17 @@ def fetch_conversation(
     The API gives no agent link, so the link is the account's `/a/tickets/{id}` page, as the link
     template makes it.
     """
-    response = _get(session, f"{base_url}/api/v2/tickets/{ticket_id}", api_key, timeout)
+    path = f"/api/v2/tickets/{outbound.segment(ticket_id)}"
+    response = _get(session, f"{base_url}{path}", api_key, timeout)
     if response.status_code == 404:
         return None
-    _raise_for(response, f"GET /api/v2/tickets/{ticket_id}")
+    _raise_for(response, f"GET {path}")
     try:
         ticket = mapping(response.json(), "ticket")
         return ConversationFacts(
             subject=text(ticket.get("subject"), "subject"),
             channel=_channel(ticket.get("source")),
-            link=f"{base_url.rstrip('/')}/a/tickets/{ticket_id}",
+            link=f"{base_url.rstrip('/')}/a/tickets/{outbound.segment(ticket_id)}",
         )
     except (ValueError, PayloadError):
         raise HelpdeskUnavailable("Freshdesk's answer was not the ticket JSON we expected") from None
@@ -210,8 +211,9 @@ def fetch_rating(
     base_url: str, api_key: str, ticket_id: str, session: requests.Session, timeout: float
 ) -> Rating | None:
     """The ticket's latest satisfaction rating (`ratings.default_question`); None when it has none yet."""
-    call = f"GET /api/v2/tickets/{ticket_id}/satisfaction_ratings"
-    response = _get(session, f"{base_url}/api/v2/tickets/{ticket_id}/satisfaction_ratings", api_key, timeout)
+    path = f"/api/v2/tickets/{outbound.segment(ticket_id)}/satisfaction_ratings"
+    call = f"GET {path}"
+    response = _get(session, f"{base_url}{path}", api_key, timeout)
     if response.status_code == 404:
         return None
     _raise_for(response, call)

@@ -213,10 +213,11 @@ def fetch_conversation(
     A merged conversation answers 301 with the new one's address (conversations/get); requests follows
     it, so the facts are the surviving conversation's.
     """
-    response = _get(session, f"{base_url}/v2/conversations/{conversation_id}", api_key, timeout)
+    path = f"/v2/conversations/{outbound.segment(conversation_id)}"
+    response = _get(session, f"{base_url}{path}", api_key, timeout)
     if response.status_code == 404:
         return None
-    _raise_for(response, f"GET /v2/conversations/{conversation_id}")
+    _raise_for(response, f"GET {path}")
     try:
         conversation = mapping(response.json(), "conversation")
         source = mapping(conversation.get("source"), "source")
