@@ -71,6 +71,17 @@ def profiles(klaviyo) -> list[dict]:
     return requests.get(f"{klaviyo.url}/sandbox/profiles", timeout=5).json()["profiles"]
 
 
+def erased_once_in_klaviyo(service, klaviyo, email: str) -> None:
+    """Wait for the outbox to settle; Klaviyo got one deletion request, and its job deleted `email`."""
+    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the erasure to settle")
+    assert len(sent_to(klaviyo, "/api/data-privacy-deletion-jobs")) == 1, service.logs()
+    wait_until(
+        lambda: not [p for p in profiles(klaviyo) if p["email"] == email],
+        10,
+        message="Klaviyo's deletion job",
+    )
+
+
 def send_tagged_updates(service, workspace_id: str, secret: str, tag: str) -> None:
     """The tagging update twice (a retry), then five later updates of the still-tagged conversation."""
     first = tagged_update("evt-tagged", ["vip", tag], "2026-11-20T10:00:00.000Z", before=["vip"])
@@ -116,13 +127,7 @@ def test_the_erasure_tag_erases_the_customer_once(service, klaviyo, kustomer):
     settings(service, workspace_id, "--erase-tag", "forget-me")
     service.start("worker")
     send_tagged_updates(service, workspace_id, secret, "forget-me")
-    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the erasure to settle")
-    assert len(sent_to(klaviyo, "/api/data-privacy-deletion-jobs")) == 1, service.logs()
-    wait_until(
-        lambda: not [p for p in profiles(klaviyo) if p["email"] == "ada@example.com"],
-        10,
-        message="Klaviyo's deletion job",
-    )
+    erased_once_in_klaviyo(service, klaviyo, "ada@example.com")
     with service.app.app_context():
         [erasure] = db.session.scalars(select(Erasure)).all()
         assert erasure.source == "tag forget-me"
@@ -253,13 +258,7 @@ def test_a_customer_zendesk_deletes_is_erased_once_when_the_workspace_asks(servi
     send_zendesk(service, workspace_id, secret, zendesk_deletion())
     send_zendesk(service, workspace_id, secret, zendesk_deletion())  # Zendesk's retry
     send_zendesk(service, workspace_id, secret, zendesk_deletion("another-event-same-user"))
-    wait_until(lambda: open_deliveries(service) == 0, 60, interval=0.3, message="the erasure to settle")
-    assert len(sent_to(klaviyo, "/api/data-privacy-deletion-jobs")) == 1, service.logs()
-    wait_until(
-        lambda: not [p for p in profiles(klaviyo) if p["email"] == "johndoe@example.com"],
-        10,
-        message="Klaviyo's deletion job",
-    )
+    erased_once_in_klaviyo(service, klaviyo, "johndoe@example.com")
     with service.app.app_context():
         [erasure] = db.session.scalars(select(Erasure)).all()
         assert (erasure.source, erasure.identifier_kind) == ("zendesk deletion", "customer_id")
