@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
@@ -217,12 +218,23 @@ def kustomer_connect_command(workspace_id: str, rotate: bool, grace_hours: int) 
         workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
     step = kustomer_connect.rotate if rotate else kustomer_connect.connect
-    try:
+
+    def connect() -> dict[str, object]:
         connection = step(workspace, webhook_url(workspace), client, timedelta(hours=grace_hours))
-    except kustomer_connect.ConnectError as error:
+        db.session.commit()
+        return connection.as_json()
+
+    echo_connection(connect)
+
+
+def echo_connection(connect: Callable[[], dict[str, object]]) -> None:
+    """Print what a connect command found or made, as JSON; its ConnectError is the command's error."""
+    from app.helpdesks.connect import ConnectError
+
+    try:
+        click.echo(json.dumps(connect()))
+    except ConnectError as error:
         raise click.ClickException(str(error)) from None
-    db.session.commit()
-    click.echo(json.dumps(connection.as_json()))
 
 
 def helpdesk_workspace(workspace_id: str, helpdesk: str, needs: str) -> Workspace:
@@ -270,13 +282,8 @@ def connect_gorgias(workspace: Workspace) -> dict[str, object]:
 def zendesk_connect_command(workspace_id: str) -> None:
     """Make (or find) our events webhook, CSAT webhook and CSAT trigger in Zendesk; keep both
     signing secrets; print JSON."""
-    from app.helpdesks.connect import ConnectError
-
     workspace = helpdesk_workspace(workspace_id, "zendesk", "an admin's email/token:API_TOKEN")
-    try:
-        click.echo(json.dumps(connect_zendesk(workspace)))
-    except ConnectError as error:
-        raise click.ClickException(str(error)) from None
+    echo_connection(lambda: connect_zendesk(workspace))
 
 
 @zendesk_cli.command("app-package")
@@ -344,13 +351,8 @@ def front_plugin_secret(workspace_id: str, auth_secret: str) -> None:
 @click.argument("workspace_id")
 def gorgias_connect_command(workspace_id: str) -> None:
     """Make (or find) our two HTTP integrations in Gorgias, sending the workspace's secret; print JSON."""
-    from app.helpdesks.connect import ConnectError
-
     workspace = helpdesk_workspace(workspace_id, "gorgias", "an admin's email:API_KEY")
-    try:
-        click.echo(json.dumps(connect_gorgias(workspace)))
-    except ConnectError as error:
-        raise click.ClickException(str(error)) from None
+    echo_connection(lambda: connect_gorgias(workspace))
 
 
 @helpscout_cli.command("connect")
@@ -360,28 +362,20 @@ def helpscout_connect_command(workspace_id: str, grace_hours: int) -> None:
     """Find or create our webhook in Help Scout, signed with the workspace's secret; print JSON."""
     from app.extensions import helpdesk_session
     from app.helpdesks import helpscout_connect
-    from app.helpdesks.connect import ConnectError
 
-    workspace = _workspace(workspace_id)
-    if workspace.helpdesk != "helpscout":
-        raise click.ClickException(
-            f"workspace {workspace_id} is connected to {workspace.helpdesk}, not Help Scout"
-        )
-    if not workspace.helpdesk_key:
-        raise click.ClickException(
-            "the workspace has no Help Scout token: set one (admin page, or workspace create --helpdesk-key)"
-        )
+    workspace = helpdesk_workspace(workspace_id, "helpscout", "an OAuth app's token")
     client = helpscout_connect.HelpScoutWebhooks(
-        workspace.helpdesk_api_url() or "", workspace.helpdesk_key, helpdesk_session()
+        workspace.helpdesk_api_url() or "", workspace.helpdesk_key or "", helpdesk_session()
     )
-    try:
+
+    def connect() -> dict[str, object]:
         connection = helpscout_connect.connect(
             workspace, webhook_url(workspace), client, timedelta(hours=grace_hours)
         )
-    except ConnectError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
-    click.echo(json.dumps(connection.as_json()))
+        db.session.commit()
+        return connection.as_json()
+
+    echo_connection(connect)
 
 
 def _app_definition(workspace: Workspace, icon_url: str | None) -> dict:
